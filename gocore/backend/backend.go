@@ -1,0 +1,164 @@
+// Package backend defines the small set of coarse operations a BERT-family encoder needs, and a
+// registry of the devices that implement them ("cpu", "cuda", "metal").
+//
+// Shape vocabulary (used in Go, kernels and tests alike; see gocore/doc.go):
+//
+//	B  batch      sequences in one forward
+//	T  tokens     real tokens in one forward, all sequences packed end to end (no padding)
+//	H  hidden     model width
+//	NH heads      attention heads; HD = H / NH is the head dimension
+//	F  ffn        intermediate (feed-forward) width
+//
+// Layout: every matrix is row-major, the last axis contiguous. Activations are [T, H]: the
+// tokens of sequence b are rows seqStarts[b] .. seqStarts[b+1]-1. Linear weights keep PyTorch's
+// layout [out, in], so y = x @ W^T + b.
+//
+// Ops do not return errors: a backend records the first failure and reports it from Sync or
+// Download (as CUDA reports sticky errors), so the model code reads like the paper.
+package backend
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Tensor is memory owned by one backend: a flat array of elements in the backend's storage
+// type (float32 on the CPU, float16 or bfloat16 on a GPU by default) or int32 for indices.
+type Tensor interface {
+	// Len is the number of elements.
+	Len() int
+}
+
+// Activation is applied by Linear after the bias.
+type Activation int
+
+const (
+	ActNone Activation = iota
+	ActGELU            // exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))), as BERT was trained
+	ActTanh            // used by some Dense heads
+)
+
+// Pooling reduces the token vectors of one sequence to one vector.
+type Pooling int
+
+const (
+	PoolMean Pooling = iota // average over the sequence's tokens
+	PoolCLS                 // the first token
+	PoolMax                 // element-wise maximum
+	PoolLast                // the last token
+)
+
+func (p Pooling) String() string {
+	return [...]string{"mean", "cls", "max", "lasttoken"}[p]
+}
+
+// Backend is a device that runs the encoder. A Backend is used by one goroutine at a time;
+// the engine serialises forwards.
+type Backend interface {
+	// Name is the registry name ("cpu", "cuda", "metal").
+	Name() string
+	// Describe says which device and libraries are in use, for logs and `info`.
+	Describe() string
+
+	// Upload copies host float32 values into a new tensor in the storage type.
+	Upload(src []float32) Tensor
+	// UploadInt32 copies host indices into a new int32 tensor.
+	UploadInt32(src []int32) Tensor
+	// WriteInt32 overwrites the first len(src) elements of an int32 tensor.
+	WriteInt32(dst Tensor, src []int32)
+	// Alloc returns an uninitialised tensor of n elements in the storage type.
+	Alloc(n int) Tensor
+	// Free releases a tensor; using it afterwards is a bug.
+	Free(t Tensor)
+	// Download waits for pending work, then copies the first len(dst) elements of src to the host as float32.
+	Download(dst []float32, src Tensor) error
+	// Sync waits for pending work and returns the first error recorded since the last Sync.
+	Sync() error
+	// Close releases the device; the backend is unusable afterwards.
+	Close() error
+
+	// Embed computes out[t] = LayerNorm(word[ids[t]] + pos[positions[t]] + typ[types[t]]) * gamma + beta
+	// for t < T. typ and types may be nil (no token-type embeddings). out is [T, H].
+	Embed(out, ids, positions, types, word, pos, typ, gamma, beta Tensor, T, H int, eps float32)
+
+	// Linear computes out = act(x @ w^T + bias): x [T, in], w [out, in], bias [out] (may be nil), out [T, out].
+	Linear(out, x, w, bias Tensor, T, in, outDim int, act Activation)
+
+	// Attention computes softmax(Q K^T / sqrt(HD)) V independently per sequence and head.
+	// qkv is [T, 3H]: columns [0,H) are Q, [H,2H) K, [2H,3H) V, head h at columns h*HD..(h+1)*HD
+	// of each. seqStarts (int32, B+1 entries) delimits the sequences; maxLen is the longest.
+	// out is [T, H] with the heads concatenated.
+	Attention(out, qkv, seqStarts Tensor, B, maxLen, NH, HD int)
+
+	// AddLayerNorm computes out = LayerNorm(x + residual) * gamma + beta over rows of H,
+	// statistics in float32. out may alias x or residual.
+	AddLayerNorm(out, x, residual, gamma, beta Tensor, T, H int, eps float32)
+
+	// Pool reduces each sequence of x [T, H] to one row of out [B, H]. When normalize is set,
+	// each row is divided by max(||row||, 1e-12) as torch.nn.functional.normalize does.
+	Pool(out, x, seqStarts Tensor, B, H int, mode Pooling, normalize bool)
+}
+
+// Factory opens a backend. dtype is "auto", "float32", "tfloat32", "float16" or "bfloat16".
+type Factory func(dtype string) (Backend, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a backend available under name; backends call it from init.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	factories[name] = f
+}
+
+// Names lists the registered backends.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var names []string
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// autoOrder is the preference of "auto": the first that opens wins.
+var autoOrder = []string{"metal", "cuda", "cpu"}
+
+// Open opens the named backend. "auto" tries Metal, then CUDA, then the CPU, and returns why
+// each GPU backend was passed over in notes.
+func Open(name, dtype string) (b Backend, notes []string, err error) {
+	if name == "" {
+		name = "auto"
+	}
+	if name != "auto" {
+		mu.Lock()
+		f, ok := factories[name]
+		mu.Unlock()
+		if !ok {
+			return nil, nil, fmt.Errorf("unknown device %q: available are auto, %s", name, strings.Join(Names(), ", "))
+		}
+		b, err := f(dtype)
+		return b, nil, err
+	}
+	for _, n := range autoOrder {
+		mu.Lock()
+		f, ok := factories[n]
+		mu.Unlock()
+		if !ok {
+			continue
+		}
+		b, err := f(dtype)
+		if err == nil {
+			return b, notes, nil
+		}
+		notes = append(notes, fmt.Sprintf("%s unavailable: %v", n, err))
+	}
+	return nil, notes, fmt.Errorf("no backend could be opened: %s", strings.Join(notes, "; "))
+}
