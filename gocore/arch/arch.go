@@ -1,0 +1,142 @@
+// Package arch holds the encoder architectures, each written once as calls on backend.Backend.
+package arch
+
+import (
+	"fmt"
+
+	"github.com/goembed/goembed/gocore/backend"
+	"github.com/goembed/goembed/gocore/modeldir"
+	"github.com/goembed/goembed/gocore/weights"
+)
+
+// Batch is one forward's input: sequences packed end to end (no padding).
+type Batch struct {
+	IDs       []int32 // [T] token ids
+	Positions []int32 // [T] position of each token in its sequence
+	SeqStarts []int32 // [B+1] row where each sequence starts; the last entry is T
+	MaxLen    int     // longest sequence
+}
+
+// B is the number of sequences, T the number of tokens.
+func (b *Batch) B() int { return len(b.SeqStarts) - 1 }
+func (b *Batch) T() int { return len(b.IDs) }
+
+// Encoder is a loaded architecture.
+type Encoder interface {
+	// Hidden is the width of the token (and pooled) vectors.
+	Hidden() int
+	// Forward runs the batch and pools it into out [B, Hidden] (a backend tensor).
+	Forward(in *Batch, out backend.Tensor, pool backend.Pooling, normalize bool) error
+	// Close frees the weights and workspace.
+	Close()
+}
+
+// Load builds the encoder for a model's config.json on backend b.
+func Load(b backend.Backend, m *modeldir.Model) (Encoder, error) {
+	w, err := weights.Open(m.Weights...)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close() // weights are copied to the backend
+	switch m.Config.ModelType {
+	case "bert":
+		return loadBert(b, w, m.Config)
+	default:
+		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert)", m.Dir, m.Config.ModelType)
+	}
+}
+
+// checkpoint reads named tensors from a checkpoint into backend tensors, checking shapes. A
+// BertModel saved inside a task model carries a "bert." prefix; both spellings are accepted.
+type checkpoint struct {
+	b      backend.Backend
+	w      *weights.File
+	prefix string
+	owned  []backend.Tensor
+}
+
+func (c *checkpoint) host(name string, shape ...int) ([]float32, error) {
+	full := c.prefix + name
+	got := c.w.Shape(full)
+	if got == nil {
+		return nil, fmt.Errorf("weight %q missing from the checkpoint", full)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(shape) {
+		return nil, fmt.Errorf("weight %q has shape %v, config.json implies %v", full, got, shape)
+	}
+	v, _, err := c.w.Float32(full)
+	return v, err
+}
+
+func (c *checkpoint) upload(v []float32) backend.Tensor {
+	t := c.b.Upload(v)
+	c.owned = append(c.owned, t)
+	return t
+}
+
+func (c *checkpoint) tensor(name string, shape ...int) (backend.Tensor, error) {
+	v, err := c.host(name, shape...)
+	if err != nil {
+		return nil, err
+	}
+	return c.upload(v), nil
+}
+
+// concat reads several tensors with the same trailing shape and uploads them as one, rows
+// stacked (used to fuse the Q, K and V projections into one GEMM).
+func (c *checkpoint) concat(names []string, shape ...int) (backend.Tensor, error) {
+	var all []float32
+	for _, n := range names {
+		v, err := c.host(n, shape...)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v...)
+	}
+	return c.upload(all), nil
+}
+
+func (c *checkpoint) free() {
+	for _, t := range c.owned {
+		c.b.Free(t)
+	}
+	c.owned = nil
+}
+
+// workspace keeps activation tensors between forwards, grown when a batch needs more.
+type workspace struct {
+	b    backend.Backend
+	bufs map[string]backend.Tensor
+}
+
+func (ws *workspace) get(name string, n int) backend.Tensor {
+	if t, ok := ws.bufs[name]; ok && t.Len() >= n {
+		return t
+	}
+	if t, ok := ws.bufs[name]; ok {
+		ws.b.Free(t)
+	}
+	t := ws.b.Alloc(max(n, 1))
+	ws.bufs[name] = t
+	return t
+}
+
+func (ws *workspace) int32s(name string, v []int32) backend.Tensor {
+	t, ok := ws.bufs[name]
+	if !ok || t.Len() < len(v) {
+		if ok {
+			ws.b.Free(t)
+		}
+		t = ws.b.UploadInt32(make([]int32, max(len(v), 1)))
+		ws.bufs[name] = t
+	}
+	ws.b.WriteInt32(t, v)
+	return t
+}
+
+func (ws *workspace) free() {
+	for _, t := range ws.bufs {
+		ws.b.Free(t)
+	}
+	ws.bufs = map[string]backend.Tensor{}
+}

