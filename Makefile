@@ -86,7 +86,9 @@ $(NATIVE_DIR)/.stamp-%: $(NATIVE_DEPS)
 native: tokenizers tools
 	@$(MAKE) --no-print-directory $(NATIVE_DIR)/.stamp-$(call pytag,$(PYTHON))
 
+# native first, so its progress shows (pip hides build output); pip's own `make native` is then a no-op
 install: setup
+	@$(MAKE) --no-print-directory native
 	$(VPY) -m pip install --disable-pip-version-check $(PIP_INSTALL_FLAGS) .
 
 run: install

@@ -61,10 +61,19 @@ def test_same_neighbours(model, st_model, corpus):
     ours_p, ours_q = model.encode(passages, batch_size=64), model.encode(queries)
     st_p = st_model.encode(passages, batch_size=64, convert_to_numpy=True)
     st_q = st_model.encode(queries, convert_to_numpy=True)
+    st_scores = st_q @ st_p.T
     ours_top = np.argsort(-(ours_q @ ours_p.T), axis=1)[:, :10]
-    st_top = np.argsort(-(st_q @ st_p.T), axis=1)[:, :10]
+    st_top = np.argsort(-st_scores, axis=1)[:, :10]
+    swapped = 0
     for q in range(len(queries)):
-        assert list(ours_top[q]) == list(st_top[q]), f"query {q} ({queries[q]!r}): {ours_top[q]} vs {st_top[q]}"
+        a, b = list(ours_top[q]), list(st_top[q])
+        assert set(a) == set(b), f"query {q} ({queries[q]!r}): top-10 {a} vs {b}"
+        # Order may differ only between passages whose reference scores tie within 1e-5.
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                swapped += 1
+                assert abs(st_scores[q, x] - st_scores[q, y]) < 1e-5, f"query {q}: rank {i} is {x}, reference {y}"
+    assert swapped <= 4, f"{swapped} rank positions differ"
 
 
 def test_batch_size_invariance(model, texts):

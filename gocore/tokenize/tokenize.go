@@ -123,6 +123,16 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	out := make([][]int32, len(texts))
 	errs := make([]error, len(texts))
 	workers := min(runtime.GOMAXPROCS(0), (len(texts)+15)/16)
+	if workers <= 1 { // a query or a few: no goroutine to start and wait for
+		for j, text := range texts {
+			ids, err := t.Encode(prompt + text)
+			if err != nil {
+				return nil, fmt.Errorf("text at index %d: %w", j, err)
+			}
+			out[j] = ids
+		}
+		return out, nil
+	}
 	var wg sync.WaitGroup
 	var next sync.Mutex
 	i := 0
@@ -139,7 +149,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 					return
 				}
 				for j := start; j < min(start+16, len(texts)); j++ {
-					out[j], errs[j] = t.Encode(prompt + texts[j])
+					out[j], errs[j] = t.encodeSafe(prompt + texts[j])
 				}
 			}
 		}()
@@ -151,6 +161,17 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 		}
 	}
 	return out, nil
+}
+
+// encodeSafe is Encode with a panic turned into an error: it runs on worker goroutines, where an
+// unrecovered panic would abort the process.
+func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in the tokenizer: %v", r)
+		}
+	}()
+	return t.Encode(text)
 }
 
 // PromptLength is the number of tokens a prompt contributes at the start of a sequence

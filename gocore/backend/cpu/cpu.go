@@ -217,9 +217,20 @@ func (b *Backend) parallel(n, grain int, f func(lo, hi int)) {
 	}
 	var wg sync.WaitGroup
 	for c := range chunks {
-		wg.Go(func() { f(n*c/chunks, n*(c+1)/chunks) })
+		wg.Go(func() {
+			defer b.recoverPanic()
+			f(n*c/chunks, n*(c+1)/chunks)
+		})
 	}
 	wg.Wait()
+}
+
+// recoverPanic records a panic in a worker goroutine as the backend's error: an unrecovered
+// panic off the caller's goroutine would abort the whole (Python) process.
+func (b *Backend) recoverPanic() {
+	if r := recover(); r != nil {
+		b.failf("internal error in a worker: %v", r)
+	}
 }
 
 // tasks calls f(w, i) for every i in [0, n), handing items out one at a time to b.workers
@@ -230,6 +241,7 @@ func (b *Backend) tasks(n int, f func(w, i int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			defer b.recoverPanic()
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				f(w, i)
 			}
