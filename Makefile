@@ -47,7 +47,7 @@ NATIVE_DEPS := $(NATIVE_SRC) $(TOKLIB) $(GOPY) $(GOIMPORTS) scripts/build_native
 NATIVE_DIR := pybind/goembed/_native
 CARRY_PKG := .carry/py312/goembed
 
-.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help
+.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help check-metal
 
 all: native
 
@@ -107,9 +107,13 @@ gotest: tokenizers
 pytest: setup install
 	@$(PY_TEST)
 
-# both halves run even when the first fails; the exit status says whether either failed
+# what Linux can check of the Metal path: shaders/*.metal against the shim, darwin go vet
+check-metal:
+	scripts/check_metal.sh
+
+# every part runs even when one fails; the exit status says whether any failed
 test: setup install
-	@rc=0; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; ( $(PY_TEST) ) || rc=1; \
+	@rc=0; scripts/check_metal.sh || rc=1; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; ( $(PY_TEST) ) || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; exit $$rc
 
 # ---- carry: CPython 3.12 build for the GPU machine (no Go there) ----------------------------

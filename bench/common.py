@@ -18,6 +18,16 @@ CORPUS = Path(os.environ.get("GOEMBED_CORPUS", REPO.parent / "shared" / "corpus"
 RESULTS = REPO / "bench" / "results"
 
 
+def cache_dir() -> Path:
+    """bench/.cache (or $GOEMBED_BENCH_CACHE): generated models and helpers, kept between runs;
+    the folder ignores itself in git."""
+    d = Path(os.environ.get("GOEMBED_BENCH_CACHE", REPO / "bench" / ".cache"))
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / ".gitignore").exists():
+        (d / ".gitignore").write_text("*\n")
+    return d
+
+
 def corpus_texts(n: int | None = None) -> list[str]:
     """The first n passages of the shared corpus, in file order (a fixed slice)."""
     out = []

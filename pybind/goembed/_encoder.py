@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Iterable
 
@@ -23,6 +24,8 @@ _ENCODE_KEYWORDS = (
     "convert_to_numpy", "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim",
 )
 _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
+_CHUNK_SECONDS = 0.2  # target time of one call into Go (progress updates, Ctrl-C latency)
+_MAX_CHUNK = 65536
 
 
 def devices() -> list[str]:
@@ -177,6 +180,29 @@ class Encoder:
                       prompt or "", ids.ctypes.data, width, lens.ctypes.data)
         return [ids[i, :lens[i]].tolist() for i in range(len(texts))]
 
+    def encode_ids(self, input_ids, lengths=None, batch_size: int = 32,
+                   normalize_embeddings: bool = False) -> np.ndarray:
+        """Embed sequences of token ids, skipping tokenization (the forward pass from ids, e.g.
+        for benchmarks): ``input_ids`` is a 2-D integer array (n, width) whose row i holds
+        ``lengths[i]`` ids (all ``width`` when lengths is None), special tokens included, as
+        ``tokenize`` returns them. Returns (n, dim) float32, like ``encode``."""
+        ids = np.ascontiguousarray(input_ids, dtype=np.int32)
+        if ids.ndim != 2:
+            raise ValueError(f"input_ids must be 2-D (n, width), got shape {ids.shape}")
+        n, width = ids.shape
+        lens = np.full(n, width, dtype=np.int32) if lengths is None else np.ascontiguousarray(lengths, dtype=np.int32)
+        if lens.shape != (n,):
+            raise ValueError(f"lengths must have shape ({n},), got {lens.shape}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not self._handle:
+            raise ValueError("this Encoder is closed")
+        out = np.empty((n, self.get_sentence_embedding_dimension()), dtype=np.float32)
+        if n:
+            _api.call("EncodeIDs", self._handle, ids.ctypes.data, width, lens.ctypes.data, n, out.ctypes.data,
+                      int(batch_size), bool(normalize_embeddings))
+        return out
+
     def close(self) -> None:
         """Free the model now (otherwise when the Encoder is garbage-collected)."""
         h, self._handle = getattr(self, "_handle", 0), 0
@@ -219,20 +245,26 @@ class Encoder:
             return
         if not self._handle:
             raise ValueError("this Encoder is closed")
-        # Chunks keep progress moving and let Ctrl-C stop between them; each chunk is sorted by
-        # length and batched in Go.
-        chunk = max(batch_size * 8, 1024)
+        # Work goes to Go in chunks sized to take about _CHUNK_SECONDS each, so the progress bar
+        # moves and Ctrl-C stops a long encode between chunks; within a chunk Go sorts by length
+        # and batches. The first chunk is small and measures the rate.
+        chunk = max(batch_size, 64)
         bar = None
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=len(texts), desc="Batches", unit="text")
         try:
-            for start in range(0, len(texts), chunk):
+            start = 0
+            while start < len(texts):
                 part = texts[start:start + chunk]
                 buf, offs = _pack(part, first_index=start)
                 dst = out[start:start + len(part)]
+                t0 = time.perf_counter()
                 _api.call("Encode", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
                           dst.ctypes.data, int(batch_size), normalize, prompt)
+                rate = len(part) / max(time.perf_counter() - t0, 1e-6)
+                chunk = int(min(max(rate * _CHUNK_SECONDS, batch_size, 16), _MAX_CHUNK))
+                start += len(part)
                 if bar is not None:
                     bar.update(len(part))
         finally:

@@ -50,7 +50,8 @@ func (tol Tolerance) For(group string) float64 {
 	return tol.Rel
 }
 
-// Run runs every case as a subtest named group/shape (e.g. "Linear/T33_in384_out1536_gelu").
+// Run runs every case as a subtest named group/shape (e.g. "Linear/T33_in384_out1536_gelu"),
+// and the "Graphs" cases when the backend implements backend.Graphs.
 // open is called once; the backend is closed at the end. open may call t.Skip when no device
 // or library is found.
 func Run(t *testing.T, open func() backend.Backend, tol Tolerance) {
@@ -66,7 +67,8 @@ func Run(t *testing.T, open func() backend.Backend, tol Tolerance) {
 	}
 	defer ref.Close()
 	t.Logf("backend under test: %s; reference: %s; tolerance: %s", dut.Describe(), ref.Describe(), tol.Name)
-	for _, c := range cases() {
+	_, graphs := dut.(backend.Graphs)
+	for _, c := range cases(graphs) {
 		t.Run(c.group+"/"+c.shape, func(t *testing.T) {
 			seed := fnv.New64a()
 			seed.Write([]byte(c.group + "/" + c.shape))

@@ -171,6 +171,26 @@ func TestStorageTypes(t *testing.T) {
 	}
 }
 
+// TestTape runs the suite, its Graphs cases included, on Tape over the cpu backend, and checks
+// that the graph cases are really there.
+func TestTape(t *testing.T) {
+	var records int
+	t.Run("float32", func(t *testing.T) {
+		Run(t, func() backend.Backend {
+			b, err := cpu.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb := Tape(b)
+			t.Cleanup(func() { records = tb.Records })
+			return tb
+		}, TolFloat32)
+	})
+	if want := 3 * 4; records != want {
+		t.Errorf("the Graphs cases recorded %d graphs, want %d", records, want)
+	}
+}
+
 // TestBuggyBackend is run by TestSuiteCatchesBugs in a child process, with one bug planted.
 func TestBuggyBackend(t *testing.T) {
 	bug := os.Getenv("BACKENDTEST_BUG")

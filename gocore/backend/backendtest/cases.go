@@ -25,8 +25,9 @@ var (
 	short    = []int{3, 1, 9, 2, 17, 5, 1, 12, 4, 8, 20, 6, 2, 11, 1, 7}
 )
 
-// cases lists every case; each op of the Backend interface appears in at least one.
-func cases() []testCase {
+// cases lists every case; each op of the Backend interface appears in at least one, and each
+// method of backend.Graphs too when graphs is set.
+func cases(graphs bool) []testCase {
 	var cs []testCase
 	add := func(group, shape string, run func(*harness)) { cs = append(cs, testCase{group, shape, run}) }
 
@@ -98,6 +99,9 @@ func cases() []testCase {
 
 	add("Layer", "MiniLM_seqs"+seqs(ragged), func(h *harness) { layerCase(h, ragged, 12, 32, 1536) })
 	add("Layer", "H128_seqs"+seqs(short), func(h *harness) { layerCase(h, short, 2, 64, 512) })
+	if graphs {
+		graphCases(add)
+	}
 	return cs
 }
 

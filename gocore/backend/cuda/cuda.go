@@ -159,10 +159,19 @@ type Backend struct {
 	plans     map[gemmKey]*gemmPlan
 
 	// pinned is page-locked host memory: the kernel parameter block (paramBytes) followed by
-	// cuBLASLt's alpha and beta; staging, also page-locked, receives downloads.
+	// cuBLASLt's alpha and beta; staging, also page-locked, receives downloads; upload holds
+	// the sources of WriteInt32's asynchronous copies until the next synchronisation.
 	pinned     unsafe.Pointer
 	staging    unsafe.Pointer
 	stagingCap int
+	upload     unsafe.Pointer
+	uploadCap  int
+	uploadOff  int
+
+	// graphs are the saved CUDA graphs by key (graph.go); capturing is set while Replay records.
+	graphs    map[any]*graph
+	graphTick uint64
+	capturing bool
 
 	// geluEpilogue makes Linear use cuBLASLt's GELU_BIAS epilogue (tanh approximation) for
 	// ActGELU instead of its own exact erf kernel: on for 16-bit storage, see gelu.go.
@@ -194,7 +203,8 @@ func Open(dtype string) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", l.err)
 	}
 	b := &Backend{drv: l.drv, lt: l.lt, rtc: l.rtc, dtype: dtype, storage: storage,
-		funcs: map[string]uintptr{}, plans: map[gemmKey]*gemmPlan{}, geluEpilogue: storage != kindF32}
+		funcs: map[string]uintptr{}, plans: map[gemmKey]*gemmPlan{}, graphs: map[any]*graph{},
+		geluEpilogue: storage != kindF32}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := b.open(); err != nil {
@@ -294,6 +304,10 @@ func (b *Backend) release() {
 	if b.stream != 0 {
 		purego.SyscallN(d.cuStreamSynchronize, b.stream)
 	}
+	for k, g := range b.graphs {
+		purego.SyscallN(d.cuGraphExecDestroy, g.exec)
+		delete(b.graphs, k)
+	}
 	b.freePlans()
 	if b.ltPref != 0 {
 		purego.SyscallN(b.lt.cublasLtMatmulPreferenceDestroy, b.ltPref)
@@ -304,7 +318,7 @@ func (b *Backend) release() {
 	if b.workspace != 0 {
 		purego.SyscallN(d.cuMemFree, b.workspace)
 	}
-	for _, p := range []unsafe.Pointer{b.pinned, b.staging} {
+	for _, p := range []unsafe.Pointer{b.pinned, b.staging, b.upload} {
 		if p != nil {
 			purego.SyscallN(d.cuMemFreeHost, uintptr(p))
 		}

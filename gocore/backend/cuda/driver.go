@@ -21,6 +21,8 @@ type driver struct {
 	cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemsetD8Async                 uintptr
 	cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuLaunchKernel uintptr
 	cuFuncSetAttribute                                                    uintptr
+	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate          uintptr
+	cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy                     uintptr
 }
 
 // CUDA driver constants (cuda.h).
@@ -29,6 +31,7 @@ const (
 	cuDeviceAttrComputeCapabilityMajor = 75
 	cuDeviceAttrComputeCapabilityMinor = 76
 	cuStreamNonBlocking                = 1
+	cuStreamCaptureModeRelaxed         = 2
 	cuFuncAttrMaxDynamicSharedSize     = 8
 	cudaErrorNoDevice                  = 100
 )
@@ -68,6 +71,12 @@ func loadDriver() (*driver, error) {
 		"cuModuleGetFunction":          &d.cuModuleGetFunction,
 		"cuLaunchKernel":               &d.cuLaunchKernel,
 		"cuFuncSetAttribute":           &d.cuFuncSetAttribute,
+		"cuStreamBeginCapture_v2":      &d.cuStreamBeginCapture,
+		"cuStreamEndCapture":           &d.cuStreamEndCapture,
+		"cuGraphInstantiateWithFlags":  &d.cuGraphInstantiate,
+		"cuGraphLaunch":                &d.cuGraphLaunch,
+		"cuGraphExecDestroy":           &d.cuGraphExecDestroy,
+		"cuGraphDestroy":               &d.cuGraphDestroy,
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,9 @@ import (
 // Upload converts src to the storage type on the host and copies it to new device memory.
 // The copy is ordered on the stream; the driver has read src when the call returns.
 func (b *Backend) Upload(src []float32) backend.Tensor {
+	if !b.notCapturing("Upload") {
+		return &tensor{kind: b.storage, b: b}
+	}
 	t := b.alloc(len(src), b.storage)
 	if t == nil || len(src) == 0 {
 		return t
@@ -32,6 +35,9 @@ func (b *Backend) Upload(src []float32) backend.Tensor {
 }
 
 func (b *Backend) UploadInt32(src []int32) backend.Tensor {
+	if !b.notCapturing("UploadInt32") {
+		return &tensor{kind: kindI32, b: b}
+	}
 	t := b.alloc(len(src), kindI32)
 	if t != nil && len(src) > 0 {
 		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
@@ -39,17 +45,54 @@ func (b *Backend) UploadInt32(src []int32) backend.Tensor {
 	return t
 }
 
+// WriteInt32 stages src in page-locked memory and enqueues its copy, so the call returns at
+// once (a copy from pageable memory makes the driver stage it synchronously). The staged bytes
+// stay untouched until the stream has been synchronised (Sync, Download, Free).
 func (b *Backend) WriteInt32(dst backend.Tensor, src []int32) {
 	t := b.ints("WriteInt32", "dst", dst, len(src))
-	if t != nil && len(src) > 0 {
-		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
+	if t == nil || len(src) == 0 || !b.notCapturing("WriteInt32") || !b.enter() {
+		return
 	}
+	defer b.leave()
+	size := len(src) * 4
+	if b.uploadOff+size > b.uploadCap {
+		// Full (or absent): wait until the earlier copies have read it, then start over,
+		// grown if one write needs more.
+		if !b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
+			return
+		}
+		b.uploadOff = 0
+		if size > b.uploadCap {
+			if b.upload != nil {
+				purego.SyscallN(b.drv.cuMemFreeHost, uintptr(b.upload))
+				b.upload, b.uploadCap = nil, 0
+			}
+			c := max(2*size, 1<<20)
+			if !b.call("cuMemAllocHost_v2", b.drv.cuMemAllocHost, uintptr(unsafe.Pointer(&b.upload)), uintptr(c)) {
+				return
+			}
+			b.uploadCap = c
+		}
+	}
+	p := unsafe.Add(b.upload, b.uploadOff)
+	copy(unsafe.Slice((*int32)(p), len(src)), src)
+	b.uploadOff += (size + 15) &^ 15
+	b.call("cuMemcpyHtoDAsync_v2", b.drv.cuMemcpyHtoDAsync, t.ptr, uintptr(p), uintptr(size), b.stream)
 }
 
-func (b *Backend) Alloc(n int) backend.Tensor { return b.alloc(n, b.storage) }
+// synced notes that the stream has drained: the staged uploads have been read.
+func (b *Backend) synced() { b.uploadOff = 0 }
 
-// alloc returns a tensor of n elements of kind k; on failure it records the error and returns
-// an empty tensor (so callers never get a nil interface).
+func (b *Backend) Alloc(n int) backend.Tensor {
+	if !b.notCapturing("Alloc") {
+		return &tensor{kind: b.storage, b: b}
+	}
+	return b.alloc(n, b.storage)
+}
+
+// alloc returns a tensor of n elements of kind k, zero-filled (on the stream), so that rows no
+// op writes, such as the padding rows of a shape bucket, hold finite values; on failure it
+// records the error and returns an empty tensor (so callers never get a nil interface).
 func (b *Backend) alloc(n int, k kind) *tensor {
 	t := &tensor{n: n, kind: k, b: b}
 	if n <= 0 {
@@ -61,7 +104,8 @@ func (b *Backend) alloc(n int, k kind) *tensor {
 		return t
 	}
 	defer b.leave()
-	if !b.call("cuMemAlloc_v2", b.drv.cuMemAlloc, uintptr(unsafe.Pointer(&t.ptr)), uintptr(n*k.size())) {
+	if !b.call("cuMemAlloc_v2", b.drv.cuMemAlloc, uintptr(unsafe.Pointer(&t.ptr)), uintptr(n*k.size())) ||
+		!b.call("cuMemsetD8Async", b.drv.cuMemsetD8Async, t.ptr, 0, uintptr(n*k.size()), b.stream) {
 		t.n = 0
 	}
 	return t
@@ -80,11 +124,12 @@ func (b *Backend) copyIn(dst uintptr, src unsafe.Pointer, size int) {
 // Free waits for the stream (a kernel may still read t) and releases t's memory.
 func (b *Backend) Free(t backend.Tensor) {
 	c, ok := t.(*tensor)
-	if !ok || c == nil || c.b != b || c.ptr == 0 || b.closed || !b.enterAlways() {
+	if !ok || c == nil || c.b != b || c.ptr == 0 || b.closed || !b.notCapturing("Free") || !b.enterAlways() {
 		return
 	}
 	defer b.leave()
 	purego.SyscallN(b.drv.cuStreamSynchronize, b.stream)
+	b.synced()
 	purego.SyscallN(b.drv.cuMemFree, c.ptr)
 	c.ptr, c.n = 0, 0
 }
@@ -100,20 +145,20 @@ func (b *Backend) enterAlways() bool {
 	return ok
 }
 
-// Download waits for the stream, copies src to page-locked staging memory and converts the
-// first len(dst) elements to float32.
+// Download enqueues the copy of src into page-locked staging memory behind the pending work,
+// waits for the stream once, and converts the first len(dst) elements to float32.
 func (b *Backend) Download(dst []float32, src backend.Tensor) error {
+	if !b.notCapturing("Download") {
+		return nil // reported by the Sync after the recording
+	}
 	t := b.floats("Download", "src", src, len(dst))
-	if t == nil {
+	if t == nil || len(dst) == 0 {
 		return b.Sync()
 	}
 	if !b.enter() {
 		return b.Sync()
 	}
 	defer b.leave()
-	if !b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) || len(dst) == 0 {
-		return b.takeErr()
-	}
 	size := len(dst) * t.kind.size()
 	if size > b.stagingCap {
 		if b.staging != nil {
@@ -130,6 +175,7 @@ func (b *Backend) Download(dst []float32, src backend.Tensor) error {
 		!b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
 		return b.takeErr()
 	}
+	b.synced()
 	switch t.kind {
 	case kindF16:
 		f16ToF32(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
@@ -144,11 +190,13 @@ func (b *Backend) Download(dst []float32, src backend.Tensor) error {
 // Sync waits for the stream and returns the first error since the last Sync (a kernel fault
 // shows up here).
 func (b *Backend) Sync() error {
-	if b.closed {
+	if b.closed || !b.notCapturing("Sync") {
 		return b.takeErr()
 	}
 	if b.enter() {
-		b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream)
+		if b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
+			b.synced()
+		}
 		b.leave()
 	}
 	return b.takeErr()

@@ -1,0 +1,21 @@
+// attention.metal: Metal entry points of attention.h, attention_<storage>_hd<HD>. Grid
+// (ceil(maxLen / threads), NH, B) threadgroups of `threads` queries (a multiple of 32), one
+// thread each; static threadgroup memory 2*ATT_KTILE*HD floats (as float4): 32 KiB at HD 64,
+// the whole of an Apple GPU's threadgroup memory. Buffers: out 0, qkv 1, seqStarts 2, then the
+// AttentionArgs (setBytes) at 3.
+#include "prelude_metal.h"
+#include "attention.h"
+
+#define ATTENTION_ENTRY(S, T, HD)                                                                 \
+	KERNEL void attention_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                              \
+		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],             \
+		constant AttentionArgs& a [[buffer(3)]], uint3 group [[threadgroup_position_in_grid]],    \
+		uint3 lid [[thread_position_in_threadgroup]], uint3 size [[threads_per_threadgroup]]) {   \
+		SHARED float4 ks[ATT_KTILE * HD / 4];                                                     \
+		SHARED float4 vs[ATT_KTILE * HD / 4];                                                     \
+		attention<T, HD>(out, qkv, seqStarts, a, int(group.x), int(group.y), int(group.z), ks, vs, \
+			lid.x, size.x);                                                                       \
+	}
+#define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE(ATTENTION_ENTRIES)
