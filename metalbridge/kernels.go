@@ -43,10 +43,15 @@ type (
 var bindings = map[string][]string{
 	"embed":     {"out", "ids", "positions", "types", "word", "pos", "typ", "gamma", "beta", "a"},
 	"layernorm": {"out", "x", "residual", "gamma", "beta", "a"},
-	"gelu":      {"x", "bias", "a"},
-	"tanh":      {"x", "bias", "a"},
-	"attention": {"out", "qkv", "seqStarts", "a"},
-	"pool":      {"out", "x", "seqStarts", "a"},
+	// layernorm_warp_* (a SIMD group per row, shaders/layernorm.h): same buffers, not launched yet
+	"layernorm_warp": {"out", "x", "residual", "gamma", "beta", "a"},
+	"gelu":           {"x", "bias", "a"},
+	"tanh":           {"x", "bias", "a"},
+	"attention":      {"out", "qkv", "seqStarts", "a"},
+	// attention_mma_* (tensor-core attention, shaders/attention_mma.h): same buffers; the
+	// launcher does not use it yet (untried on Apple GPUs)
+	"attention_mma": {"out", "qkv", "seqStarts", "a"},
+	"pool":          {"out", "x", "seqStarts", "a"},
 }
 
 // dynamicThreadgroup marks the families whose entry points take dynamic threadgroup memory

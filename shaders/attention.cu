@@ -3,6 +3,7 @@
 // each; static shared memory 2*ATT_KTILE*HD floats (as float4).
 #include "prelude_cuda.h"
 #include "attention.h"
+#include "attention_mma.h"
 
 #define ATTENTION_ENTRY(S, T, HD)                                                                 \
 	KERNEL void attention_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
@@ -14,3 +15,16 @@
 #define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
 
 FOR_EACH_STORAGE(ATTENTION_ENTRIES)
+
+// attention_mma_<storage>_hd<HD> (16-bit storage, sm_80+): attention_mma.h. Grid
+// (ceil(maxLen / (16 W)), NH, B), block W * 32 threads, W <= ATTM_WARPS; static shared memory
+// ATTM_Q * (HD + ATTM_PAD) elements (10 KiB at HD 32, 18 KiB at HD 64).
+#define ATTENTION_MMA_ENTRY(S, T, HD)                                                                  \
+	KERNEL void attention_mma_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
+		__shared__ __align__(16) T buf[ATTM_Q * (HD + ATTM_PAD)];                                      \
+		attention_mma<T, HD>(out, qkv, seqStarts, a, blockIdx.x, blockIdx.y, blockIdx.z, buf, threadIdx.x, \
+			blockDim.x); \
+	}
+#define ATTENTION_MMA_ENTRIES(S, T) ATTENTION_MMA_ENTRY(S, T, 32) ATTENTION_MMA_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)

@@ -5,6 +5,7 @@
 // AttentionArgs (setBytes) at 3.
 #include "prelude_metal.h"
 #include "attention.h"
+#include "attention_mma.h"
 
 #define ATTENTION_ENTRY(S, T, HD)                                                                 \
 	KERNEL void attention_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                              \
@@ -19,3 +20,19 @@
 #define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
 
 FOR_EACH_STORAGE(ATTENTION_ENTRIES)
+
+// attention_mma_<storage>_hd<HD> (16-bit storage): attention_mma.h on simdgroup matrices. Grid
+// (ceil(maxLen / (16 W)), NH, B) threadgroups of W * 32 threads, W <= ATTM_WARPS; static threadgroup
+// memory ATTM_Q * (HD + ATTM_PAD) elements (18 KiB at HD 64). Same buffers as attention_*. Not yet launched by metalbridge.
+#define ATTENTION_MMA_ENTRY(S, T, HD)                                                                 \
+	KERNEL void attention_mma_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                              \
+		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],                 \
+		constant AttentionArgs& a [[buffer(3)]], uint3 group [[threadgroup_position_in_grid]],        \
+		uint3 lid [[thread_position_in_threadgroup]], uint3 size [[threads_per_threadgroup]]) {      \
+		SHARED T buf[ATTM_Q * (HD + ATTM_PAD)];                                                       \
+		attention_mma<T, HD>(out, qkv, seqStarts, a, int(group.x), int(group.y), int(group.z), buf, lid.x, \
+			size.x); \
+	}
+#define ATTENTION_MMA_ENTRIES(S, T) ATTENTION_MMA_ENTRY(S, T, 32) ATTENTION_MMA_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)

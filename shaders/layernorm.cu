@@ -13,3 +13,14 @@
 	}
 
 FOR_EACH_STORAGE(LAYERNORM_ENTRY)
+
+// layernorm_warp_<storage>: add_layernorm_warp, LN_WARP_ROWS rows a block of
+// LN_WARP_ROWS * 32 threads (a warp per row), grid ceil(T / LN_WARP_ROWS); no shared memory.
+#define LAYERNORM_WARP_ENTRY(S, T)                                                                \
+	KERNEL void layernorm_warp_##S(T* out, const T* x, const T* residual, const T* gamma,         \
+		const T* beta, LayerNormArgs a) {                                                         \
+		add_layernorm_warp<T>(out, x, residual, gamma, beta, a,                                   \
+			int(blockIdx.x) * LN_WARP_ROWS + int(threadIdx.x / SIMD_WIDTH), threadIdx.x % SIMD_WIDTH); \
+	}
+
+FOR_EACH_STORAGE(LAYERNORM_WARP_ENTRY)

@@ -31,3 +31,53 @@ DEVICE_FN void add_layernorm(GLOBAL T* out, GLOBAL const T* x, GLOBAL const T* r
 	}
 	layernorm_row(out, base, gamma, beta, row, sum, a.H, a.eps, red, tid, nt);
 }
+
+#define LN_WARP_ROWS 4  // rows (SIMD groups) per block of add_layernorm_warp
+#define LN_WARP_MAXCH 8 // H <= LN_WARP_MAXCH * 4 * SIMD_WIDTH (1024)
+
+// add_layernorm_warp is add_layernorm for H a multiple of 4*SIMD_WIDTH up to
+// LN_WARP_MAXCH*4*SIMD_WIDTH: one SIMD group per row t, the row in registers (4 consecutive
+// values a lane per chunk, one vector load each), SIMD reductions only: no threadgroup memory
+// and no barrier. Same arithmetic as add_layernorm (two passes over the row in float32). x,
+// residual, gamma, beta and out are 16-byte (float) or 8-byte (16-bit types) aligned.
+template <typename T>
+DEVICE_FN void add_layernorm_warp(GLOBAL T* out, GLOBAL const T* x, GLOBAL const T* residual,
+	GLOBAL const T* gamma, GLOBAL const T* beta, LayerNormArgs a, int t, uint lane) {
+	if (t >= a.T) return; // t is the same for the whole SIMD group
+	int base = t * a.H, nch = a.H / (4 * SIMD_WIDTH);
+	float4 v[LN_WARP_MAXCH];
+	float sum = 0.0f;
+	UNROLL
+	for (int c = 0; c < LN_WARP_MAXCH; c++) {
+		if (c < nch) {
+			int i = (c * SIMD_WIDTH + int(lane)) * 4;
+			float4 xv = load4_f32(x, base + i);
+			if (a.hasResidual) {
+				float4 r = load4_f32(residual, base + i);
+				xv = make_f4(xv.x + r.x, xv.y + r.y, xv.z + r.z, xv.w + r.w);
+			}
+			v[c] = xv;
+			sum += (xv.x + xv.y) + (xv.z + xv.w);
+		}
+	}
+	float mean = simd_sum_f(sum) / float(a.H);
+	float sq = 0.0f;
+	UNROLL
+	for (int c = 0; c < LN_WARP_MAXCH; c++) {
+		if (c < nch) {
+			float dx = v[c].x - mean, dy = v[c].y - mean, dz = v[c].z - mean, dw = v[c].w - mean;
+			sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
+		}
+	}
+	float rstd = rsqrt_f(simd_sum_f(sq) / float(a.H) + a.eps);
+	UNROLL
+	for (int c = 0; c < LN_WARP_MAXCH; c++) {
+		if (c < nch) {
+			int i = (c * SIMD_WIDTH + int(lane)) * 4;
+			float4 g = load4_f32(gamma, i), b = load4_f32(beta, i);
+			store4_f32(out, base + i,
+				make_f4((v[c].x - mean) * rstd * g.x + b.x, (v[c].y - mean) * rstd * g.y + b.y,
+					(v[c].z - mean) * rstd * g.z + b.z, (v[c].w - mean) * rstd * g.w + b.w));
+		}
+	}
+}

@@ -13,6 +13,7 @@
 #define DEVICE_FN __device__ __forceinline__
 #define GLOBAL
 #define SHARED
+#define PRIVATE // thread-private address space (Metal: thread), for pointers to a thread's arrays
 #define BARRIER() __syncthreads()
 #define SIMD_WIDTH 32
 #define UNROLL _Pragma("unroll")
@@ -72,6 +73,24 @@ template <> DEVICE_FN bf16_t from_f32<bf16_t>(float x) {
 template <typename T> DEVICE_FN float load_f32(GLOBAL const T* p, int i) { return to_f32(p[i]); }
 template <typename T> DEVICE_FN void store_f32(GLOBAL T* p, int i, float v) { p[i] = from_f32<T>(v); }
 
+// Four consecutive values at index i (a multiple of 4; 16-byte aligned for float, 8-byte for the
+// 16-bit types), as one vector access.
+DEVICE_FN float4 load4_f32(GLOBAL const float* p, int i) { return *(const float4*)(p + i); }
+template <typename T> DEVICE_FN float4 load4_f32(GLOBAL const T* p, int i) {
+	uint2 u = *(const uint2*)(p + i);
+	T e[4];
+	e[0].bits = (unsigned short)(u.x & 0xffffu);
+	e[1].bits = (unsigned short)(u.x >> 16);
+	e[2].bits = (unsigned short)(u.y & 0xffffu);
+	e[3].bits = (unsigned short)(u.y >> 16);
+	return make_float4(to_f32(e[0]), to_f32(e[1]), to_f32(e[2]), to_f32(e[3]));
+}
+DEVICE_FN void store4_f32(GLOBAL float* p, int i, float4 v) { *(float4*)(p + i) = v; }
+template <typename T> DEVICE_FN void store4_f32(GLOBAL T* p, int i, float4 v) {
+	T e[4] = {from_f32<T>(v.x), from_f32<T>(v.y), from_f32<T>(v.z), from_f32<T>(v.w)};
+	*(uint2*)(p + i) = make_uint2(uint(e[0].bits) | (uint(e[1].bits) << 16), uint(e[2].bits) | (uint(e[3].bits) << 16));
+}
+
 // SIMD (warp) reductions: every lane of a full warp takes part and gets the result.
 DEVICE_FN float simd_sum_f(float v) {
 	for (int o = SIMD_WIDTH / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -91,3 +110,120 @@ DEVICE_FN float sqrt_f(float x) { return sqrtf(x); }
 DEVICE_FN float rsqrt_f(float x) { return rsqrtf(x); }
 DEVICE_FN float erf_f(float x) { return erff(x); }
 DEVICE_FN float tanh_f(float x) { return tanhf(x); }
+
+// FOR_EACH_STORAGE16(X) is FOR_EACH_STORAGE restricted to the 16-bit storage types: the
+// tensor-core kernels (attention_mma_*) exist only for those.
+#if defined(STORAGE_F32)
+#define FOR_EACH_STORAGE16(X)
+#elif defined(STORAGE_F16)
+#define FOR_EACH_STORAGE16(X) X(f16, half_t)
+#elif defined(STORAGE_BF16)
+#define FOR_EACH_STORAGE16(X) X(bf16, bf16_t)
+#else
+#define FOR_EACH_STORAGE16(X) X(f16, half_t) X(bf16, bf16_t)
+#endif
+
+// Copies of 8 consecutive 16-bit storage values (16 bytes, both pointers 16-byte aligned).
+template <typename T> DEVICE_FN void copy8_16(SHARED T* dst, GLOBAL const T* src) {
+	*(uint4*)dst = *(const uint4*)src;
+}
+template <typename T> DEVICE_FN void zero8_16(SHARED T* dst) { *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u); }
+template <typename T> DEVICE_FN void load8_16(T v[8], GLOBAL const T* src) {
+	uint4 u = *(const uint4*)src;
+	uint w[4] = {u.x, u.y, u.z, u.w};
+	UNROLL
+	for (int i = 0; i < 8; i++) v[i].bits = (unsigned short)(w[i / 2] >> (16 * (i & 1)));
+}
+
+// Tensor-core fragments: 16x16 tiles owned by one SIMD group (warp), the same API in
+// prelude_metal.h. frag_a<T> is a 16x16 left operand, frag_b<T> a 16x16 right operand, both of
+// storage type T (half_t or bf16_t); frag_c is a 16x16 float32 accumulator whose FRAG_C_N
+// elements per lane are c.v[i], at row frag_c_row(frag_c_slot(i), lane) and column
+// frag_c_col(i, lane). A lane's elements lie on FRAG_C_ROWS rows (slots); frag_row_max and
+// frag_row_sum combine a per-row value over the lanes that share the row.
+//   frag_load_a(a, p, ld, lane):  A[r][c] = p[r*ld + c]
+//   frag_load_bt(b, p, ld, lane): B[k][n] = p[n*ld + k]   (B given transposed: rows of n)
+//   frag_load_b(b, p, ld, lane):  B[k][n] = p[k*ld + n]
+//   frag_mma(c, a, b):            c += A B, float32 accumulation
+//   frag_c_to_a(a, c):            A = c rounded to T (an accumulator reused as a left operand)
+// CUDA: two mma.sync.m16n8k16 (sm_80+) per frag_mma; the register layouts are PTX's.
+#define FRAG_C_N 8
+#define FRAG_C_ROWS 2
+struct frag_c { float v[FRAG_C_N]; };
+template <typename T> struct frag_a { uint r[4]; };
+template <typename T> struct frag_b { uint r[4]; };
+
+DEVICE_FN int frag_c_slot(int i) { return (i >> 1) & 1; }
+DEVICE_FN int frag_c_row(int slot, uint lane) { return int(lane >> 2) + 8 * slot; }
+DEVICE_FN int frag_c_col(int i, uint lane) { return (i >> 2) * 8 + int(lane & 3u) * 2 + (i & 1); }
+DEVICE_FN float frag_row_max(float v) {
+	v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+	return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+DEVICE_FN float frag_row_sum(float v) {
+	v += __shfl_xor_sync(0xffffffffu, v, 1);
+	return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+DEVICE_FN void frag_zero(frag_c& c) {
+	UNROLL
+	for (int i = 0; i < FRAG_C_N; i++) c.v[i] = 0.0f;
+}
+// The loads are ldmatrix (four 8x8 matrices; each lane gives one 16-byte row address, so rows
+// must be 16-byte aligned): the register layouts come out as mma.sync wants them. The two
+// ldmatrix helpers are internal to the frag_* API (no Metal twin; bodies do not call them).
+__device__ __forceinline__ void frag_ldmatrix4(uint r[4], const void* row) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+		: "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		: "r"((uint)__cvta_generic_to_shared(row)));
+}
+__device__ __forceinline__ void frag_ldmatrix4_trans(uint r[4], const void* row) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+		: "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		: "r"((uint)__cvta_generic_to_shared(row)));
+}
+// A: r[0] rows 0-7 cols 0-7, r[1] rows 8-15 cols 0-7, r[2] rows 0-7 cols 8-15, r[3] rows 8-15
+// cols 8-15; lane l addresses row (l & 7) + 8 ((l >> 3) & 1) of matrix l >> 3.
+template <typename T> DEVICE_FN void frag_load_a(frag_a<T>& a, SHARED const T* p, int ld, uint lane) {
+	frag_ldmatrix4(a.r, p + (int(lane & 7u) + 8 * int((lane >> 3) & 1u)) * ld + 8 * int(lane >> 4));
+}
+// B given by rows of n: r[0] n 0-7 k 0-7, r[1] n 0-7 k 8-15, r[2] n 8-15 k 0-7, r[3] n 8-15 k 8-15.
+template <typename T> DEVICE_FN void frag_load_bt(frag_b<T>& b, SHARED const T* p, int ld, uint lane) {
+	frag_ldmatrix4(b.r, p + (int(lane & 7u) + 8 * int(lane >> 4)) * ld + 8 * int((lane >> 3) & 1u));
+}
+// B given by rows of k (B[k][n] = p[k*ld + n]), transposed by ldmatrix: r[0] k 0-7 n 0-7,
+// r[1] k 8-15 n 0-7, r[2] k 0-7 n 8-15, r[3] k 8-15 n 8-15.
+template <typename T> DEVICE_FN void frag_load_b(frag_b<T>& b, SHARED const T* p, int ld, uint lane) {
+	frag_ldmatrix4_trans(b.r, p + (int(lane & 7u) + 8 * int((lane >> 3) & 1u)) * ld + 8 * int(lane >> 4));
+}
+// Stores 8 consecutive 16-bit values from threadgroup memory to device memory (16 bytes).
+template <typename T> DEVICE_FN void store8_16(GLOBAL T* dst, SHARED const T* src) {
+	*(uint4*)dst = *(const uint4*)src;
+}
+#if __CUDA_ARCH__ >= 800
+DEVICE_FN void frag_mma(frag_c& c, const frag_a<half_t>& a, const frag_b<half_t>& b) {
+	UNROLL
+	for (int n = 0; n < 2; n++)
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+			: "+f"(c.v[4 * n]), "+f"(c.v[4 * n + 1]), "+f"(c.v[4 * n + 2]), "+f"(c.v[4 * n + 3])
+			: "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * n]), "r"(b.r[2 * n + 1]));
+}
+DEVICE_FN void frag_mma(frag_c& c, const frag_a<bf16_t>& a, const frag_b<bf16_t>& b) {
+	UNROLL
+	for (int n = 0; n < 2; n++)
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+			: "+f"(c.v[4 * n]), "+f"(c.v[4 * n + 1]), "+f"(c.v[4 * n + 2]), "+f"(c.v[4 * n + 3])
+			: "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * n]), "r"(b.r[2 * n + 1]));
+}
+DEVICE_FN void frag_c_to_a(frag_a<half_t>& a, const frag_c& c) {
+	UNROLL
+	for (int k = 0; k < 4; k++) asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(a.r[k]) : "f"(c.v[2 * k + 1]), "f"(c.v[2 * k]));
+}
+DEVICE_FN void frag_c_to_a(frag_a<bf16_t>& a, const frag_c& c) {
+	UNROLL
+	for (int k = 0; k < 4; k++) asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(a.r[k]) : "f"(c.v[2 * k + 1]), "f"(c.v[2 * k]));
+}
+#else
+// No mma.sync before sm_80: the launcher never picks attention_mma_* there.
+template <typename T> DEVICE_FN void frag_mma(frag_c& c, const frag_a<T>& a, const frag_b<T>& b) { __trap(); }
+template <typename T> DEVICE_FN void frag_c_to_a(frag_a<T>& a, const frag_c& c) { __trap(); }
+#endif

@@ -27,6 +27,7 @@
 #define device
 #define constant
 #define METAL_SHIM_THREADGROUP
+#define thread
 
 typedef unsigned int uint;
 typedef unsigned short ushort;
@@ -129,5 +130,19 @@ float sqrt(float);
 float rsqrt(float);
 float tanh(float);
 } // namespace fast
+
+// SIMD-group matrices (Metal 2.3+ on Apple GPUs; MSL section 6.7): 8x8 tiles of a SIMD group.
+// thread_elements() is the lane's two elements (vec<T, 2> in Metal).
+template <typename T> struct simdgroup_matrix_elements {
+	T& operator[](int);
+	const T& operator[](int) const;
+};
+template <typename T, int Cols, int Rows> struct simdgroup_matrix {
+	simdgroup_matrix() = default;
+	simdgroup_matrix_elements<T>& thread_elements();
+};
+template <typename T, int Cols, int Rows, int K>
+void simdgroup_multiply_accumulate(simdgroup_matrix<T, Cols, Rows>& d, const simdgroup_matrix<T, K, Rows>& a,
+	const simdgroup_matrix<T, Cols, K>& b, const simdgroup_matrix<T, Cols, Rows>& c);
 
 } // namespace metal

@@ -26,6 +26,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -137,8 +138,14 @@ type Backend struct {
 	lt  *cublasLt
 	rtc *nvrtc
 
-	dtype   string // as asked: "float16", "bfloat16", "float32", "tfloat32"
-	storage kind   // element type of float tensors
+	dtype string // as asked: "float16", "bfloat16", "float32", "tfloat32"
+	// attentionSIMT keeps 16-bit attention on the CUDA-core kernel (GOEMBED_CUDA_ATTENTION=simt)
+	attentionSIMT bool
+	// attmWarpsOverride, when non-zero, sets the warps of an attention_mma block (benchmarks)
+	attmWarpsOverride int
+	// layerNormBlock keeps AddLayerNorm on the block-per-row kernel (GOEMBED_CUDA_LAYERNORM=block)
+	layerNormBlock bool
+	storage        kind // element type of float tensors
 
 	dev      int32
 	ctx      uintptr
@@ -204,7 +211,8 @@ func Open(dtype string) (*Backend, error) {
 	}
 	b := &Backend{drv: l.drv, lt: l.lt, rtc: l.rtc, dtype: dtype, storage: storage,
 		funcs: map[string]uintptr{}, plans: map[gemmKey]*gemmPlan{}, graphs: map[any]*graph{},
-		geluEpilogue: storage != kindF32}
+		geluEpilogue: storage != kindF32, attentionSIMT: os.Getenv("GOEMBED_CUDA_ATTENTION") == "simt",
+		layerNormBlock: os.Getenv("GOEMBED_CUDA_LAYERNORM") == "block"}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := b.open(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/goembed/goembed/gocore/backend"
@@ -144,5 +146,126 @@ func BenchmarkEncoderOps(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// attentionKernelShapes are the (B, L, NH, HD) of BenchmarkAttentionKernels.
+var attentionKernelShapes = [][4]int{
+	{32, 128, 12, 32}, {128, 128, 12, 32}, {1000, 128, 12, 32},
+	{32, 128, 12, 64}, {128, 128, 12, 64}, {1000, 128, 12, 64},
+}
+
+// attentionBoth runs Attention with the tensor-core kernel and with the CUDA-core kernel on
+// the same qkv and returns ||mma - simt|| / ||simt||.
+func attentionBoth(t testing.TB, be *Backend, qkv, st backend.Tensor, T, B, L, NH, HD int) float64 {
+	t.Helper()
+	outs := [2]backend.Tensor{be.Alloc(T * NH * HD), be.Alloc(T * NH * HD)}
+	var host [2][]float32
+	for i, simt := range []bool{false, true} {
+		be.attentionSIMT = simt
+		be.Attention(outs[i], qkv, st, B, L, NH, HD)
+		host[i] = make([]float32, T*NH*HD)
+		if err := be.Download(host[i], outs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be.attentionSIMT = false
+	var num, den float64
+	for i := range host[0] {
+		d := float64(host[0][i]) - float64(host[1][i])
+		num += d * d
+		den += float64(host[1][i]) * float64(host[1][i])
+	}
+	if math.IsNaN(num) {
+		return math.Inf(1)
+	}
+	return math.Sqrt(num / den)
+}
+
+// TestAttentionMMA checks the tensor-core attention against the CUDA-core one on ragged
+// sequences (lengths around the 16-key steps, 64-key tiles and 64-query blocks), both 16-bit
+// storage types and both head dims.
+func TestAttentionMMA(t *testing.T) {
+	for _, dtype := range []string{"float16", "bfloat16"} {
+		be := openOrSkip(t, dtype)
+		if !be.attentionMMA() {
+			be.Close()
+			t.Skipf("%s: no tensor-core attention here", dtype)
+		}
+		lens := []int{1, 2, 15, 16, 17, 63, 64, 65, 100, 128, 129, 200, 3}
+		st := []int32{0}
+		for _, n := range lens {
+			st = append(st, st[len(st)-1]+int32(n))
+		}
+		T, B, L := int(st[len(st)-1]), len(lens), 200
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, hd := range []int{32, 64} {
+			NH := 6
+			v := make([]float32, T*3*NH*hd)
+			for i := range v {
+				v[i] = float32(2 * (2*rng.Float64() - 1))
+			}
+			qkv, tSt := be.Upload(v), be.UploadInt32(st)
+			for _, w := range []int{0, 1, 2, 4, 8} {
+				be.attmWarpsOverride = w
+				e := attentionBoth(t, be, qkv, tSt, T, B, L, NH, hd)
+				limit := 2e-3
+				if dtype == "bfloat16" {
+					limit = 1.5e-2
+				}
+				t.Logf("%s HD %d warps %d: ||mma - simt|| / ||simt|| = %.2e", dtype, hd, w, e)
+				if !(e < limit) {
+					t.Errorf("%s HD %d warps %d: error %.2e over %.0e", dtype, hd, w, e, limit)
+				}
+			}
+			be.attmWarpsOverride = 0
+		}
+		be.Close()
+	}
+}
+
+// BenchmarkAttentionKernels times the tensor-core attention (mma: the launcher's block size;
+// mma_wN: N warps a block) and the CUDA-core one (simt) at MiniLM / e5-small shapes (HD 32) and
+// HD 64, float16, 20 launches per Sync.
+func BenchmarkAttentionKernels(b *testing.B) {
+	for _, s := range attentionKernelShapes {
+		B, L, NH, HD := s[0], s[1], s[2], s[3]
+		T := B * L
+		be := openOrSkip(b, "float16")
+		rng := rand.New(rand.NewPCG(1, 2))
+		v := make([]float32, T*3*NH*HD)
+		for i := range v {
+			v[i] = float32(2 * (2*rng.Float64() - 1))
+		}
+		st := make([]int32, B+1)
+		for i := range st {
+			st[i] = int32(i * L)
+		}
+		qkv, tSt, out := be.Upload(v), be.UploadInt32(st), be.Alloc(T*NH*HD)
+		e := attentionBoth(b, be, qkv, tSt, T, B, L, NH, HD)
+		for _, kernel := range []string{"mma", "mma_w2", "mma_w4", "mma_w8", "simt"} {
+			b.Run(fmt.Sprintf("B%d_L%d_NH%d_HD%d/%s", B, L, NH, HD, kernel), func(b *testing.B) {
+				be.attentionSIMT = kernel == "simt"
+				be.attmWarpsOverride = 0
+				if w, ok := strings.CutPrefix(kernel, "mma_w"); ok {
+					be.attmWarpsOverride, _ = strconv.Atoi(w)
+				}
+				defer func() { be.attmWarpsOverride = 0 }()
+				const per = 20
+				for b.Loop() {
+					for range per {
+						be.Attention(out, qkv, tSt, B, L, NH, HD)
+					}
+					if err := be.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				us := float64(b.Elapsed().Microseconds()) / float64(b.N*per)
+				b.ReportMetric(us, "us/op")
+				b.ReportMetric(4*float64(B)*float64(L)*float64(L)*float64(NH*HD)/us/1e6, "TFLOP/s")
+				b.ReportMetric(e, "err_vs_simt")
+			})
+		}
+		be.Close()
 	}
 }

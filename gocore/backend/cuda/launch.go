@@ -90,8 +90,12 @@ func rowThreads(cols int) int {
 // kernelNames are the entry points of shaders/*.cu for the storage type with suffix sfx ("f16")
 // that the launchers use; Open looks each one up.
 func kernelNames(sfx string) []string {
-	return []string{"embed_" + sfx, "layernorm_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
+	names := []string{"embed_" + sfx, "layernorm_" + sfx, "layernorm_warp_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
 		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64"}
+	if sfx == "f16" || sfx == "bf16" {
+		names = append(names, "attention_mma_"+sfx+"_hd32", "attention_mma_"+sfx+"_hd64")
+	}
+	return names
 }
 
 // kernelFile is the shaders/*.cu file that defines kernel name: its op, the name up to the

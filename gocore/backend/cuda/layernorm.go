@@ -17,7 +17,8 @@ type layerNormArgs struct {
 // 48 KiB of shared memory, less the reduction scratch.
 const maxRowFloats = 12*1024 - 64
 
-// AddLayerNorm launches layernorm_<dtype>: one block per row. residual may be nil.
+// AddLayerNorm launches layernorm_warp_<dtype> (a warp per row, for H a multiple of 128 up to
+// 1024) or layernorm_<dtype> (one block per row). residual may be nil.
 func (b *Backend) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, H int, eps float32) {
 	const op = "AddLayerNorm"
 	if !b.rowKernelOK(op, T, H) {
@@ -34,8 +35,30 @@ func (b *Backend) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, 
 	if r != nil {
 		a.HasResidual = 1
 	}
-	b.params().ptr(o).ptr(xx).ptr(r).ptr(g).ptr(be).add(unsafe.Pointer(&a), unsafe.Sizeof(a)).
-		launch("layernorm_"+b.storage.suffix(), [3]int{T, 1, 1}, rowThreads(H), 4*H)
+	p := b.params().ptr(o).ptr(xx).ptr(r).ptr(g).ptr(be).add(unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if H%(4*32) == 0 && H <= lnWarpMaxH && !b.layerNormBlock && aligned16(o, xx, r, g, be) {
+		// a warp per row, the row in registers (vector loads): H 384 and 768 take this
+		p.launch("layernorm_warp_"+b.storage.suffix(), [3]int{(T + lnWarpRows - 1) / lnWarpRows, 1, 1}, lnWarpRows*32, 0)
+		return
+	}
+	p.launch("layernorm_"+b.storage.suffix(), [3]int{T, 1, 1}, rowThreads(H), 4*H)
+}
+
+// LN_WARP_ROWS and LN_WARP_MAXCH*4*32 of shaders/layernorm.h.
+const (
+	lnWarpRows = 4
+	lnWarpMaxH = 8 * 4 * 32
+)
+
+// aligned16 says whether every non-nil tensor starts on a 16-byte boundary (the vector loads of
+// layernorm_warp_* need 16 bytes for float32, 8 for 16-bit types).
+func aligned16(ts ...*tensor) bool {
+	for _, t := range ts {
+		if t != nil && t.ptr%16 != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // rowKernelOK checks the sizes of a kernel with one block per row of H floats in shared memory.

@@ -1,0 +1,192 @@
+// attention_mma.h: attention.h's function on tensor cores, for 16-bit storage (half, bfloat16).
+//
+// Flash-attention tiling through the fragment API of the preludes (frag_*: 16x16 tiles of one
+// SIMD group; mma.sync on CUDA, simdgroup_matrix on Metal). A block of W SIMD groups (W <= ATTM_WARPS,
+// the launcher's choice) takes 16 W queries of one (sequence, head); each SIMD group owns 16 of
+// them: its Q tile stays in operand registers, its O accumulator (16 x HD, float32) and the
+// softmax statistics (running max m and partial sums l, float32, per row) in accumulator
+// registers. The block walks the sequence's keys in tiles of ATTM_K, staged in threadgroup
+// memory in the storage type as rows [key][dim] (K read as frag_load_bt, V as frag_load_b); the
+// queries are staged first in the same memory, and the output last. Per tile:
+// S = Q K^T (float32 accumulation), scaled by log2(e)/sqrt(HD), keys past the sequence masked
+// to -3e38, online-softmax steps of 16*ATTM_STEP(HD) keys (rescale O and l by exp2(m_old - m)),
+// P = exp2(S - m) rounded to the storage type, O += P V. Rows are padded by ATTM_PAD elements
+// (16 bytes) so that the fragment loads (ldmatrix on CUDA) hit distinct shared-memory banks.
+// The launcher picks W SIMD groups a block (16 W queries; up to 8, 128 queries, when a whole
+// sequence of up to 128 tokens fits one block and K, V are read once per (sequence, head)).
+//
+// Versus attention.h (exact float32 arithmetic on CUDA cores): Q, K, V are multiplied as
+// stored (16-bit) with float32 accumulation, and P is rounded to the storage type before P V;
+// the sum l is over the unrounded P.
+#pragma once
+#include "common.h"
+
+#define ATTM_WARPS 8 // most SIMD groups a block (each takes 16 queries)
+#define ATTM_Q (16 * ATTM_WARPS) // most queries a block; rows of the staging buffer
+#define ATTM_K 64                // keys per staged tile
+#define ATTM_PAD 8               // elements of row padding
+// ATTM_STEP(HD): 16-key steps per online-softmax step (ATTM_K / 16 is a multiple of it). Larger
+// steps rescale O less often but hold more scores in registers; measured on the H100 (NOTES.md):
+// HD 32 is fastest with 4 (95 registers), HD 64 with 1 (95 registers; 4 takes 134, which halves
+// the resident 8-warp blocks).
+#define ATTM_STEP(HD) ((HD) == 32 ? 4 : 1)
+
+// attention_mma_step is one online-softmax step of a SIMD group over ATTM_STEP(HD)*16 keys of the
+// staged tile (ks, vs: their first rows; n keys valid, kn steps of 16 holding keys): S = Q K^T,
+// scale and mask, new row max, rescale O and l, P = exp2(S - m), O += P V.
+template <typename T, int HD>
+DEVICE_FN void attention_mma_step(PRIVATE frag_c* o, PRIVATE float* m, PRIVATE float* l, PRIVATE const frag_a<T>* qf,
+	SHARED const T* ks, SHARED const T* vs, int LD, int n, int kn, float scale, uint lane) {
+	frag_c s[ATTM_STEP(HD)];
+	UNROLL
+	for (int c = 0; c < ATTM_STEP(HD); c++) {
+		frag_zero(s[c]);
+		if (c < kn) {
+			UNROLL
+			for (int kk = 0; kk < HD / 16; kk++) {
+				frag_b<T> kb;
+				frag_load_bt(kb, ks + c * 16 * LD + kk * 16, LD, lane);
+				frag_mma(s[c], qf[kk], kb);
+			}
+		}
+	}
+	float mx[FRAG_C_ROWS];
+	UNROLL
+	for (int r = 0; r < FRAG_C_ROWS; r++) mx[r] = m[r];
+	UNROLL
+	for (int c = 0; c < ATTM_STEP(HD); c++) {
+		UNROLL
+		for (int i = 0; i < FRAG_C_N; i++) {
+			float x = c * 16 + frag_c_col(i, lane) < n ? s[c].v[i] * scale : -3.0e38f;
+			s[c].v[i] = x;
+			mx[frag_c_slot(i)] = max_f(mx[frag_c_slot(i)], x);
+		}
+	}
+	float corr[FRAG_C_ROWS];
+	UNROLL
+	for (int r = 0; r < FRAG_C_ROWS; r++) {
+		mx[r] = frag_row_max(mx[r]);
+		corr[r] = exp2_f(m[r] - mx[r]);
+		m[r] = mx[r];
+		l[r] *= corr[r];
+	}
+	UNROLL
+	for (int c = 0; c < ATTM_STEP(HD); c++) {
+		UNROLL
+		for (int i = 0; i < FRAG_C_N; i++) {
+			float p = exp2_f(s[c].v[i] - mx[frag_c_slot(i)]);
+			s[c].v[i] = p;
+			l[frag_c_slot(i)] += p;
+		}
+	}
+	UNROLL
+	for (int dd = 0; dd < HD / 16; dd++) {
+		UNROLL
+		for (int i = 0; i < FRAG_C_N; i++) o[dd].v[i] *= corr[frag_c_slot(i)];
+	}
+	UNROLL
+	for (int c = 0; c < ATTM_STEP(HD); c++) {
+		if (c < kn) {
+			frag_a<T> pa;
+			frag_c_to_a(pa, s[c]);
+			UNROLL
+			for (int dd = 0; dd < HD / 16; dd++) {
+				frag_b<T> vb;
+				frag_load_b(vb, vs + c * 16 * LD + dd * 16, LD, lane);
+				frag_mma(o[dd], pa, vb);
+			}
+		}
+	}
+}
+
+// attention_mma computes attention()'s output for queries qblock*16*W .. +16*W-1 of sequence
+// seq, head h, with nt = W*SIMD_WIDTH threads (tid), W = 1..ATTM_WARPS. buf holds
+// ATTM_Q*(HD+ATTM_PAD) elements, 16-byte aligned: first the block's queries, then a key tile
+// (rows 0..ATTM_K-1) and its value tile (rows ATTM_K..2*ATTM_K-1; ATTM_Q = 2*ATTM_K), last the
+// output rows. qkv and out rows (3*NH*HD and NH*HD elements) are 16-byte aligned. HD is 32 or
+// 64.
+template <typename T, int HD>
+DEVICE_FN void attention_mma(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const int* seqStarts, AttentionArgs a,
+	int qblock, int h, int seq, SHARED T* buf, uint tid, uint nt) {
+	const int LD = HD + ATTM_PAD, HD8 = HD / 8, NT = int(nt), NQ = NT / SIMD_WIDTH * 16;
+	int s0 = seqStarts[seq], L = seqStarts[seq + 1] - s0;
+	int q0 = qblock * NQ;
+	if (q0 >= L) return; // the whole block leaves before any barrier
+	int H = a.NH * HD, ld = 3 * H;
+	uint warp = tid / SIMD_WIDTH, lane = tid % SIMD_WIDTH;
+	int wq = q0 + int(warp) * 16; // this SIMD group's first query
+	bool busy = wq < L;
+	SHARED T* ks = buf;
+	SHARED T* vs = buf + ATTM_K * LD;
+
+	// Stage the block's queries (zeros past the sequence), then take this group's 16 as operands.
+	for (int e = int(tid); e < NQ * HD8; e += NT) {
+		int r = e / HD8, d = (e % HD8) * 8;
+		if (q0 + r < L) {
+			copy8_16(buf + r * LD + d, qkv + (s0 + q0 + r) * ld + h * HD + d);
+		} else {
+			zero8_16(buf + r * LD + d);
+		}
+	}
+	BARRIER();
+	frag_a<T> qf[HD / 16];
+	UNROLL
+	for (int kk = 0; kk < HD / 16; kk++) frag_load_a(qf[kk], buf + int(warp) * 16 * LD + kk * 16, LD, lane);
+
+	frag_c o[HD / 16];
+	UNROLL
+	for (int dd = 0; dd < HD / 16; dd++) frag_zero(o[dd]);
+	float m[FRAG_C_ROWS], l[FRAG_C_ROWS];
+	UNROLL
+	for (int r = 0; r < FRAG_C_ROWS; r++) {
+		m[r] = -3.0e38f;
+		l[r] = 0.0f; // this lane's part of the row sum
+	}
+
+	for (int k0 = 0; k0 < L; k0 += ATTM_K) {
+		int n = min_i(ATTM_K, L - k0);
+		BARRIER(); // the queries, or the previous tile, are no longer read
+		// Stage the tile's keys and values as rows, zeros past the sequence (a zero P times an
+		// unwritten V could be NaN).
+		for (int e = int(tid); e < 2 * ATTM_K * HD8; e += NT) {
+			int j = e / HD8 % ATTM_K, d = (e % HD8) * 8, kv = e / (ATTM_K * HD8); // kv: 0 key, 1 value
+			if (j < n) {
+				copy8_16(buf + (kv * ATTM_K + j) * LD + d, qkv + (s0 + k0 + j) * ld + (1 + kv) * H + h * HD + d);
+			} else {
+				zero8_16(buf + (kv * ATTM_K + j) * LD + d);
+			}
+		}
+		BARRIER();
+		if (busy) {
+			int kn = (n + 15) / 16; // key steps of 16 holding keys
+			UNROLL
+			for (int c0 = 0; c0 < ATTM_K / 16; c0 += ATTM_STEP(HD)) {
+				if (c0 < kn) {
+					attention_mma_step<T, HD>(o, m, l, qf, ks + c0 * 16 * LD, vs + c0 * 16 * LD, LD, n - c0 * 16, kn - c0,
+						a.scale, lane);
+				}
+			}
+		}
+	}
+	// Normalise, round to T into buf (this group's 16 rows), then write whole rows, 16 bytes a
+	// thread.
+	BARRIER(); // the last tile is no longer read
+	if (busy) {
+		float inv[FRAG_C_ROWS];
+		UNROLL
+		for (int r = 0; r < FRAG_C_ROWS; r++) inv[r] = 1.0f / frag_row_sum(l[r]);
+		UNROLL
+		for (int dd = 0; dd < HD / 16; dd++) {
+			UNROLL
+			for (int i = 0; i < FRAG_C_N; i++) {
+				int r = int(warp) * 16 + frag_c_row(frag_c_slot(i), lane);
+				buf[r * LD + dd * 16 + frag_c_col(i, lane)] = from_f32<T>(o[dd].v[i] * inv[frag_c_slot(i)]);
+			}
+		}
+	}
+	BARRIER();
+	for (int e = int(tid); e < NQ * HD8; e += NT) {
+		int r = e / HD8, d = (e % HD8) * 8;
+		if (q0 + r < L) store8_16(out + (s0 + q0 + r) * H + h * HD + d, buf + r * LD + d);
+	}
+}
