@@ -73,6 +73,56 @@ func TestGemm(t *testing.T) {
 	}
 }
 
+// TestGemmBatch checks sgemmBatch against one sgemm per product, with the library's batch call
+// and with the loop that stands in for it, on interleaved operands as attention's heads are.
+func TestGemmBatch(t *testing.T) {
+	libs := map[string]*blasLib{"gonum": gonumBLAS(nil)}
+	if lib, err := loadBLAS(); err == nil && lib.path != "" {
+		libs["blas"] = lib
+		if lib.batch == nil {
+			t.Logf("%s has no cblas_sgemm_batch_strided: testing the loop", lib.describe())
+		}
+	}
+	const count, pad = 5, 3
+	for name, lib := range libs {
+		for _, s := range [][3]int{{1, 1, 1}, {7, 7, 4}, {83, 83, 32}, {83, 32, 83}, {130, 17, 9}} {
+			for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+				m, n, k := s[0], s[1], s[2]
+				t.Run(fmt.Sprintf("%s/m%d_n%d_k%d_transA%v_transB%v", name, m, n, k, tr[0], tr[1]), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(uint64(m*n), uint64(k)))
+					ra, ca := m, k
+					if tr[0] {
+						ra, ca = k, m
+					}
+					rb, cb := k, n
+					if tr[1] {
+						rb, cb = n, k
+					}
+					// The i-th A and B lie side by side in rows of count*columns + pad; the C
+					// are stacked, each rows*ldc long.
+					lda, ldb, ldc := count*ca+pad, count*cb+pad, n+pad
+					a, b := randoms(rng, ra*lda, 1), randoms(rng, rb*ldb, 1)
+					c := randoms(rng, count*m*ldc, 1)
+					want := append([]float32(nil), c...)
+					const alpha, beta = 0.5, -2
+					for i := range count {
+						lib.sgemm(tr[0], tr[1], m, n, k, alpha, a[i*ca:], lda, b[i*cb:], ldb, beta, want[i*m*ldc:], ldc)
+					}
+					for _, useLib := range []bool{true, false} {
+						got := append([]float32(nil), c...)
+						l := &blasLib{sgemm: lib.sgemm, batch: lib.batch}
+						if !useLib {
+							l.batch = nil
+						}
+						l.sgemmBatch(tr[0], tr[1], m, n, k, alpha, a, lda, ca, b, ldb, cb, beta, got, ldc, m*ldc, count)
+						near(t, fmt.Sprintf("sgemmBatch (library's: %v)", useLib && lib.batch != nil), got, f64(want), 1e-6)
+					}
+				})
+			}
+		}
+	}
+}
+
 // TestFindBLAS checks the search order: GOEMBED_BLAS first, then the scipy-openblas32 wheel
 // in SearchPaths and the Python paths, then the system, then gonum.
 func TestFindBLAS(t *testing.T) {

@@ -38,6 +38,7 @@ type Backend struct {
 	workers int
 	err     error
 	closed  bool
+	spare   [][]float32 // per-worker scratch, kept between ops (see scratch)
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -108,6 +109,7 @@ func (b *Backend) Sync() error {
 
 func (b *Backend) Close() error {
 	b.closed = true
+	b.spare = nil
 	return nil
 }
 
@@ -203,6 +205,20 @@ func (b *Backend) seqStarts(op string, t backend.Tensor, B, maxLen, T int) []int
 		return nil
 	}
 	return s
+}
+
+// scratch returns b.workers buffers of at least n float32 each, one per worker of an op, kept
+// for the next op so that a forward does not allocate (and collect) them layer after layer.
+func (b *Backend) scratch(n int) [][]float32 {
+	if len(b.spare) != b.workers {
+		b.spare = make([][]float32, b.workers)
+	}
+	for w, s := range b.spare {
+		if len(s) < n {
+			b.spare[w] = make([]float32, n)
+		}
+	}
+	return b.spare
 }
 
 // parallel calls f on contiguous chunks of [0, n), at least grain items each, one goroutine per

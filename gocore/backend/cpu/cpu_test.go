@@ -111,27 +111,54 @@ func TestGELU(t *testing.T) {
 			t.Fatalf("gelu(%g) = %g, want x/2 erfc(-x/sqrt2) = %g", x, tab.gelu(x), want)
 		}
 	}
+	// Near 0, where GELU(x) ~ x/2, down to subnormals, and around the ends of the table.
+	for _, x := range []float32{1e-4, 3e-8, 1e-8, 1e-12, 1e-30, 1e-38, 1e-40, 1e-45, 0x1p-26, 8, 7.9999995, -7.9999995} {
+		for _, x := range []float32{x, -x} {
+			want := refGELU(float64(x))
+			if d := math.Abs(float64(tab.gelu(x)) - want); d > 1e-7*math.Abs(want)+1e-45 {
+				t.Errorf("gelu(%g) = %g, want %g", x, tab.gelu(x), want)
+			}
+		}
+	}
 	if g := tab.gelu(float32(math.NaN())); !math.IsNaN(float64(g)) {
 		t.Errorf("gelu(NaN) = %g", g)
 	}
 }
 
 func TestExpNeg(t *testing.T) {
-	for x := -110.0; x <= 0; x += 1.0 / 1024 {
-		want := math.Exp(x)
-		if x < -104 {
-			want = 0
+	// A fine grid over every x softmax can see, and on through float32's subnormals to zero.
+	for x := -110.0; x <= 0; x += 1.0 / 4096 {
+		got, want := expNeg(x), math.Exp(x)
+		if x >= -104 && math.Abs(got-want) > 6e-10*want {
+			t.Fatalf("expNeg(%g) = %.17g, want %.17g (relative error %.3g)", x, got, want, got/want-1)
 		}
-		if got := expNeg(x); math.Abs(got-want) > 1e-9*want {
-			t.Fatalf("expNeg(%g) = %g, want %g", x, got, want)
+		// Rounded to float32, at most half an ulp (2^-24 relative) plus that error from e^x.
+		if float32(got) != float32(want) && math.Abs(float64(float32(got))-want) > (0x1p-24+6e-10)*want+1e-45 {
+			t.Fatalf("float32(expNeg(%g)) = %g, want %g", x, float32(got), float32(want))
 		}
+	}
+	for _, x := range []float64{math.Inf(-1), -1e300, -745} {
+		if got := expNeg(x); float32(got) != 0 || got < 0 {
+			t.Errorf("expNeg(%g) = %g, want 0 in float32", x, got)
+		}
+	}
+	if got := expNeg(0); got != 1 {
+		t.Errorf("expNeg(0) = %.17g", got)
+	}
+	if got := expNeg(math.NaN()); !math.IsNaN(got) {
+		t.Errorf("expNeg(NaN) = %g", got)
 	}
 }
 
 func TestSoftmax(t *testing.T) {
-	for _, row := range [][]float32{{0}, {1, 2, 3}, {1000, 1001, 999}, {-1e4, 0, -1e4}, {5, 5, 5, 5}} {
+	rng := rand.New(rand.NewPCG(5, 5))
+	rows := [][]float32{{0}, {1, 2, 3}, {1000, 1001, 999}, {-1e4, 0, -1e4}, {5, 5, 5, 5}, {3, float32(math.Inf(-1)), 2}}
+	for _, n := range []int{2, 7, 83, 128, 513} {
+		rows = append(rows, randoms(rng, n, 8))
+	}
+	for _, row := range rows {
 		got := append([]float32(nil), row...)
-		softmax(got)
+		inv := 1 / expRow(got)
 		var sum, mx float64
 		mx = math.Inf(-1)
 		for _, v := range row {
@@ -145,12 +172,16 @@ func TestSoftmax(t *testing.T) {
 		var gotSum float64
 		for j := range want {
 			want[j] /= sum
+			got[j] = float32(float64(got[j]) * inv)
 			gotSum += float64(got[j])
 		}
 		near(t, fmt.Sprint("softmax", row), got, want, 1e-6)
 		if math.Abs(gotSum-1) > 1e-6 {
 			t.Errorf("softmax%v sums to %g", row, gotSum)
 		}
+	}
+	if s := expRow([]float32{1, float32(math.NaN()), 2}); !math.IsNaN(s) {
+		t.Errorf("a NaN score gives the sum %g, want NaN", s)
 	}
 }
 
@@ -454,6 +485,45 @@ func TestOpen(t *testing.T) {
 	for _, dtype := range []string{"float16", "bfloat16", "tfloat32"} {
 		if _, _, err := backend.Open("cpu", dtype); err == nil || !strings.Contains(err.Error(), "computes in float32") {
 			t.Errorf("Open(cpu, %q) error = %v", dtype, err)
+		}
+	}
+}
+
+func TestLinearBlocks(t *testing.T) {
+	for _, c := range []struct{ T, out, workers, rows, cols int }{
+		{0, 384, 2, 1, 1},
+		{1, 384, 2, 1, 2},
+		{1, 32, 2, 1, 1},      // too narrow to split
+		{83, 1536, 2, 2, 1},   // one query: a row block per worker
+		{15, 1536, 2, 1, 2},   // too short for two row blocks of 8
+		{9, 384, 5, 1, 5},     // columns of 76
+		{2656, 1152, 2, 6, 1}, // 32 passages of 83: 6 blocks of 442-443 rows
+		{1100, 384, 2, 4, 1},  // 3 blocks would leave one worker idle a third of the time
+		{4096, 384, 3, 9, 1},
+	} {
+		rows, cols := linearBlocks(c.T, c.out, c.workers)
+		if rows != c.rows || cols != c.cols {
+			t.Errorf("linearBlocks(T %d, out %d, workers %d) = %d x %d blocks, want %d x %d", c.T, c.out, c.workers, rows, cols, c.rows, c.cols)
+		}
+	}
+}
+
+func TestAttentionGroups(t *testing.T) {
+	for _, c := range []struct{ B, L, NH, workers, groups, per int }{
+		{32, 73, 12, 2, 1, 12},
+		{32, 83, 12, 2, 2, 6},
+		{32, 104, 12, 2, 2, 6},
+		{32, 105, 12, 2, 3, 4},
+		{16, 256, 12, 2, 12, 1},
+		{1, 16, 12, 2, 2, 6}, // one sequence: a group per worker
+		{1, 16, 12, 5, 4, 3}, // 5 groups of 3 would leave the last one empty
+		{1, 1, 1, 2, 1, 1},
+		{0, 0, 12, 2, 1, 12},
+	} {
+		groups, per := attentionGroups(c.B, c.L, c.NH, c.workers)
+		if groups != c.groups || per != c.per || (groups-1)*per >= c.NH || groups*per < c.NH {
+			t.Errorf("attentionGroups(B %d, L %d, NH %d, workers %d) = %d groups of %d, want %d of %d",
+				c.B, c.L, c.NH, c.workers, groups, per, c.groups, c.per)
 		}
 	}
 }

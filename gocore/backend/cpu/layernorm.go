@@ -20,9 +20,9 @@ func (b *Backend) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, 
 	}
 	b.parallel(T, max(1, 8192/max(H, 1)), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			row := o[t*H : (t+1)*H]
+			row, xr, rr := o[t*H:(t+1)*H], xs[t*H:(t+1)*H], rs[t*H:(t+1)*H]
 			for j := range row {
-				row[j] = xs[t*H+j] + rs[t*H+j]
+				row[j] = xr[j] + rr[j]
 			}
 			layerNorm(row, g, be, eps)
 		}
@@ -30,19 +30,39 @@ func (b *Backend) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, 
 }
 
 // layerNorm normalises row in place: row = (row - mean) / sqrt(var + eps) * gamma + beta, the
-// mean and biased variance taken in float64 over two passes.
+// mean and biased variance taken in float64 over two passes. Each pass keeps four partial sums,
+// so that four additions are in flight at once instead of one after another.
 func layerNorm(row, gamma, beta []float32, eps float32) {
-	var sum float64
-	for _, v := range row {
-		sum += float64(v)
+	n := len(row)
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		v := row[j : j+4 : j+4]
+		s0 += float64(v[0])
+		s1 += float64(v[1])
+		s2 += float64(v[2])
+		s3 += float64(v[3])
 	}
-	mean := sum / float64(len(row))
-	var ss float64
-	for _, v := range row {
-		d := float64(v) - mean
-		ss += d * d
+	for ; j < n; j++ {
+		s0 += float64(row[j])
 	}
-	rstd := 1 / math.Sqrt(ss/float64(len(row))+float64(eps))
+	mean := (s0 + s1 + s2 + s3) / float64(n)
+	s0, s1, s2, s3 = 0, 0, 0, 0
+	j = 0
+	for ; j+4 <= n; j += 4 {
+		v := row[j : j+4 : j+4]
+		d0, d1, d2, d3 := float64(v[0])-mean, float64(v[1])-mean, float64(v[2])-mean, float64(v[3])-mean
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; j < n; j++ {
+		d := float64(row[j]) - mean
+		s0 += d * d
+	}
+	rstd := 1 / math.Sqrt((s0+s1+s2+s3)/float64(n)+float64(eps))
+	gamma, beta = gamma[:n], beta[:n]
 	for j, v := range row {
 		row[j] = float32((float64(v)-mean)*rstd)*gamma[j] + beta[j]
 	}
