@@ -8,7 +8,6 @@ import math
 import os
 import sys
 import threading
-import time
 import warnings
 from typing import Any, Iterable
 
@@ -24,8 +23,9 @@ _ENCODE_KEYWORDS = (
     "convert_to_numpy", "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim",
 )
 _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
-_CHUNK_SECONDS = 0.2  # target time of one call into Go (progress updates, Ctrl-C latency)
-_MAX_CHUNK = 65536
+# Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
+_CPU_CHUNK = 256
+_GPU_CHUNK = 32768
 
 
 def devices() -> list[str]:
@@ -245,26 +245,21 @@ class Encoder:
             return
         if not self._handle:
             raise ValueError("this Encoder is closed")
-        # Work goes to Go in chunks sized to take about _CHUNK_SECONDS each, so the progress bar
-        # moves and Ctrl-C stops a long encode between chunks; within a chunk Go sorts by length
-        # and batches. The first chunk is small and measures the rate.
-        chunk = max(batch_size, 64)
+        # Work goes to Go in chunks, so the progress bar moves and Ctrl-C stops a long encode
+        # between chunks; within a chunk Go sorts by length and batches. Chunk sizes depend only
+        # on the device and batch_size (never on timing), so the same call gives the same bits.
+        chunk = _GPU_CHUNK if self.device != "cpu" else max(batch_size * 8, _CPU_CHUNK)
         bar = None
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=len(texts), desc="Batches", unit="text")
         try:
-            start = 0
-            while start < len(texts):
+            for start in range(0, len(texts), chunk):
                 part = texts[start:start + chunk]
                 buf, offs = _pack(part, first_index=start)
                 dst = out[start:start + len(part)]
-                t0 = time.perf_counter()
                 _api.call("Encode", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
                           dst.ctypes.data, int(batch_size), normalize, prompt)
-                rate = len(part) / max(time.perf_counter() - t0, 1e-6)
-                chunk = int(min(max(rate * _CHUNK_SECONDS, batch_size, 16), _MAX_CHUNK))
-                start += len(part)
                 if bar is not None:
                     bar.update(len(part))
         finally:
