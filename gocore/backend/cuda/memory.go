@@ -7,6 +7,7 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/goembed/goembed/gocore/backend"
+	"github.com/goembed/goembed/gocore/backend/half"
 )
 
 // Upload converts src to the storage type on the host and copies it to new device memory.
@@ -22,11 +23,11 @@ func (b *Backend) Upload(src []float32) backend.Tensor {
 	switch b.storage {
 	case kindF16:
 		h := make([]uint16, len(src))
-		f32ToF16(h, src)
+		half.EncodeFloat16(h, src)
 		b.copyIn(t.ptr, unsafe.Pointer(&h[0]), len(h)*2)
 	case kindBF16:
 		h := make([]uint16, len(src))
-		f32ToBF16(h, src)
+		half.EncodeBFloat16(h, src)
 		b.copyIn(t.ptr, unsafe.Pointer(&h[0]), len(h)*2)
 	default:
 		b.copyIn(t.ptr, unsafe.Pointer(&src[0]), len(src)*4)
@@ -178,9 +179,9 @@ func (b *Backend) Download(dst []float32, src backend.Tensor) error {
 	b.synced()
 	switch t.kind {
 	case kindF16:
-		f16ToF32(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
+		half.DecodeFloat16(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
 	case kindBF16:
-		bf16ToF32(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
+		half.DecodeBFloat16(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
 	default:
 		copy(dst, unsafe.Slice((*float32)(b.staging), len(dst)))
 	}
