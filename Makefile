@@ -95,7 +95,8 @@ run: install
 	$(VPY) examples/quickstart.py
 
 # ---- tests ---------------------------------------------------------------------------------
-GO_TEST = go test ./...
+# the Go tests find OpenBLAS in .venv (scipy-openblas32), so CI tests the real BLAS path too
+GO_TEST = GOEMBED_PYTHONPATH=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') go test ./...
 # pytest exits 5 when it collects no test: not a failure of the build
 PY_TEST = if [ ! -d tests ]; then echo "pytest: no tests/ directory"; else \
 	echo "$(VPY) -m pytest -q tests"; rc=0; $(VPY) -m pytest -q tests || rc=$$?; \
