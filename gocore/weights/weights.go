@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/goembed/goembed/gocore/backend/half"
 )
 
 // File is one or more safetensors files opened together (a sharded checkpoint is several).
@@ -93,7 +95,7 @@ func (f *File) Float32(name string) ([]float32, []int, error) {
 	case safetensors.F16:
 		out = make([]float32, len(raw)/2)
 		for i := range out {
-			out[i] = F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.Float32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	case safetensors.BF16:
 		out = make([]float32, len(raw)/2)
@@ -148,25 +150,4 @@ func toInts(s []uint64) []int {
 		out[i] = int(v)
 	}
 	return out
-}
-
-// F16ToF32 converts an IEEE 754 half-precision value to float32 (subnormals, Inf and NaN included).
-func F16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: renormalise
-		e := uint32(127 - 15 + 1)
-		for mant&0x400 == 0 {
-			mant <<= 1
-			e--
-		}
-		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/goembed/goembed/gocore/backend/half"
 )
 
 // writeFile serialises tensors into a safetensors file in dir.
@@ -87,11 +89,11 @@ func TestF16Special(t *testing.T) {
 		0x03ff: 6.097555e-05, 0x3555: 0.33325195, 0x7c00: float32(math.Inf(1)),
 	}
 	for h, want := range cases {
-		if got := F16ToF32(h); got != want {
-			t.Errorf("F16ToF32(%#04x) = %v, want %v", h, got, want)
+		if got := half.Float32(h); got != want {
+			t.Errorf("half.Float32(%#04x) = %v, want %v", h, got, want)
 		}
 	}
-	if !math.IsNaN(float64(F16ToF32(0x7e00))) {
+	if !math.IsNaN(float64(half.Float32(0x7e00))) {
 		t.Error("0x7e00 is not NaN")
 	}
 }
