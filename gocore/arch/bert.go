@@ -126,6 +126,9 @@ func (m *Bert) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend
 	proj := ws.get("proj", T*H)
 	ffn := ws.get("ffn_act", T*F)
 	out := ws.get("pooled", B*H)
+	if err := ws.failed(); err != nil {
+		return nil, err
+	}
 
 	forward := func() {
 		b.Embed(x, ids, pos, nil, m.word, m.pos, m.typ, m.embNormW, m.embNormB, T, H, m.eps)

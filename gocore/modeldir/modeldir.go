@@ -240,6 +240,9 @@ func Read(dir string) (*Model, error) {
 	if err := readJSON(dir, "config.json", &m.Config, true); err != nil {
 		return nil, err
 	}
+	if err := m.Config.Validate(filepath.Join(dir, "config.json")); err != nil {
+		return nil, err
+	}
 	if m.Config.LayerNormEps == 0 {
 		m.Config.LayerNormEps = 1e-12
 	}
@@ -270,6 +273,9 @@ func (m *Model) readModules() error {
 		return nil // a plain transformers folder: mean pooling, as sentence-transformers does
 	}
 	for _, mod := range mods {
+		if err := checkModulePath(m.Dir, mod.Path); err != nil {
+			return err
+		}
 		switch mod.kind() {
 		case "Transformer", "Normalize":
 			m.Normalize = m.Normalize || mod.kind() == "Normalize"
@@ -366,6 +372,10 @@ func (m *Model) readSentenceConfig() error {
 	}
 	if m.MaxSeqLength <= 0 {
 		return fmt.Errorf("%s: no max_seq_length in sentence_bert_config.json, tokenizer_config.json or config.json", m.Dir)
+	}
+	if m.MaxSeqLength > m.Config.MaxPositionEmbeddings {
+		return fmt.Errorf("%s: max_seq_length %d exceeds max_position_embeddings %d of config.json",
+			filepath.Join(m.Dir, "sentence_bert_config.json"), m.MaxSeqLength, m.Config.MaxPositionEmbeddings)
 	}
 	var st struct {
 		Prompts           map[string]*string `json:"prompts"`

@@ -8,6 +8,7 @@
 package tokenize
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -43,6 +44,14 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("%s: invalid JSON: %w", path, err)
+	}
+	// The Rust binding panics (and so aborts the process) when an error message it builds holds
+	// a NUL, which a crafted string in tokenizer.json can cause; no real tokenizer needs one.
+	if bytes.Contains(raw, []byte(`\u0000`)) {
+		return nil, fmt.Errorf("%s: contains a NUL character (\\u0000), which goembed's tokenizer cannot load", path)
+	}
+	if doc["model"] == nil {
+		return nil, fmt.Errorf("%s: not a Hugging Face tokenizer (no \"model\" entry)", path)
 	}
 	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0})
 	doc["truncation"] = trunc
@@ -89,20 +98,25 @@ func (t *Tokenizer) Encode(text string) ([]int32, error) {
 		if cut <= 0 {
 			continue
 		}
-		if ids := t.encode(text[:cut]); len(ids) >= t.maxLen {
-			return ids, nil
+		if ids, err := t.encode(text[:cut]); err != nil || len(ids) >= t.maxLen {
+			return ids, err
 		}
 	}
-	return t.encode(text), nil
+	return t.encode(text)
 }
 
-func (t *Tokenizer) encode(text string) []int32 {
+// encode runs the Rust tokenizer. It returns no ids when tokenization fails (the binding
+// swallows the error), so no ids is an error: every model goembed runs adds special tokens.
+func (t *Tokenizer) encode(text string) ([]int32, error) {
 	enc := t.tk.EncodeWithOptions(text, true)
+	if len(enc.IDs) == 0 {
+		return nil, fmt.Errorf("the tokenizer returned no tokens (tokenizer.json adds no special tokens, or it failed on this text)")
+	}
 	ids := make([]int32, len(enc.IDs))
 	for i, id := range enc.IDs {
 		ids[i] = int32(id)
 	}
-	return ids
+	return ids, nil
 }
 
 // prefixAtSpace returns the end of the last whitespace run that starts before byte n, or -1.
@@ -175,6 +189,7 @@ func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
 			err = fmt.Errorf("internal error in the tokenizer: %v", r)
 		}
 	}()
+	debugPanicHere()
 	return t.Encode(text)
 }
 

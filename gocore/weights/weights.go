@@ -17,6 +17,7 @@ import (
 
 // File is one or more safetensors files opened together (a sharded checkpoint is several).
 type File struct {
+	paths   []string
 	maps    [][]byte
 	tensors map[string]tensor
 }
@@ -36,6 +37,7 @@ func Open(paths ...string) (*File, error) {
 			return nil, err
 		}
 		f.maps = append(f.maps, data)
+		f.paths = append(f.paths, p)
 		st, err := safetensors.Deserialize(data)
 		if err != nil {
 			f.Close()
@@ -76,6 +78,12 @@ func (f *File) Shape(name string) []int {
 	}
 	return toInts(t.view.Shape())
 }
+
+// Files lists the files opened.
+func (f *File) Files() []string { return f.paths }
+
+// Path is the file that holds a tensor, or "" if absent.
+func (f *File) Path(name string) string { return f.tensors[name].path }
 
 // Float32 returns a tensor converted to float32, with its shape. F32, F16 and BF16 are accepted.
 func (f *File) Float32(name string) ([]float32, []int, error) {

@@ -1,0 +1,71 @@
+package gocore
+
+import (
+	"fmt"
+
+	"github.com/goembed/goembed/gocore/backend"
+	"github.com/goembed/goembed/gocore/schedule"
+)
+
+// Out of device memory. A forward that fails with backend.ErrOutOfMemory (a real CUDA
+// allocation failure, or the debug limit GOEMBED_DEBUG_OOM_AFTER on the workspace) frees the
+// workspace and is run again in pieces: the token budget is halved to below the failed batch's
+// tokens, and that batch and every later one are planned again with it, down to one sequence
+// per forward. Only when a single sequence does not fit does the call fail, with an error that
+// matches backend.ErrOutOfMemory (Python: MemoryError). The smaller budget lasts for the rest
+// of the call; the next call starts again from the full one. Each row is computed the same
+// way whatever batch it is in, so the results do not change.
+
+// trimmer is an architecture that can free its activation workspace (arch.Bert).
+type trimmer interface{ Trim() }
+
+// allocLimiter is an architecture whose workspace takes a debug allocation limit (arch.Bert).
+type allocLimiter interface{ SetAllocLimit(bytes int64) }
+
+// SetDebugOOMAfter makes forwards fail as if out of device memory once their activation
+// workspace would exceed bytes (4 per element); 0 or less turns it off. It applies to every
+// Encoder sharing this one's loaded model. For tests of the out-of-memory path on any device.
+func (e *Encoder) SetDebugOOMAfter(bytes int64) error {
+	sh := e.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e.closed.Load() || sh.net == nil {
+		return ErrClosed
+	}
+	l, ok := sh.net.(allocLimiter)
+	if !ok {
+		return fmt.Errorf("the %T architecture has no workspace limit", sh.net)
+	}
+	l.SetAllocLimit(bytes)
+	if t, ok := sh.net.(trimmer); ok {
+		t.Trim() // a workspace grown before the limit would hide it
+	}
+	return nil
+}
+
+// replan handles an out-of-memory failure of plans[k]: it returns the plans with plans[k:]
+// cut again under half plans[k]'s tokens, or an error when plans[k] is a single sequence.
+// Plans index the lengths slice.
+func replan(plans []schedule.Batch, k int, lengths []int, batchSize int, err error, device string) ([]schedule.Batch, error) {
+	failed := plans[k]
+	if len(failed.Index) == 1 {
+		return nil, fmt.Errorf("%w: one sequence of %d tokens does not fit on %s (%v)",
+			backend.ErrOutOfMemory, failed.Tokens, device, err)
+	}
+	budget := max(failed.Tokens/2, 1)
+	var rest []int
+	for _, p := range plans[k:] {
+		rest = append(rest, p.Index...)
+	}
+	restLengths := make([]int, len(rest))
+	for i, j := range rest {
+		restLengths[i] = lengths[j]
+	}
+	again := schedule.Plan(restLengths, batchSize, budget)
+	for _, p := range again {
+		for i, r := range p.Index {
+			p.Index[i] = rest[r]
+		}
+	}
+	return append(plans[:k:k], again...), nil
+}
