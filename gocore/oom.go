@@ -13,8 +13,9 @@ import (
 // tokens, and that batch and every later one are planned again with it, down to one sequence
 // per forward. Only when a single sequence does not fit does the call fail, with an error that
 // matches backend.ErrOutOfMemory (Python: MemoryError). The smaller budget lasts for the rest
-// of the call; the next call starts again from the full one. Each row is computed the same
-// way whatever batch it is in, so the results do not change.
+// of the call; the next call starts again from the full one. The results are those of the
+// same texts in smaller batches (equal up to the BLAS's rounding, which may depend on the
+// number of rows of a GEMM).
 
 // trimmer is an architecture that can free its activation workspace (arch.Bert).
 type trimmer interface{ Trim() }

@@ -7,6 +7,7 @@ package pybind
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"path/filepath"
@@ -71,6 +72,10 @@ func Load(model, device, dtype, revision, searchPaths string) (h int64, err erro
 func classify(err error) error {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, backend.ErrOutOfMemory):
+		return fmt.Errorf("MemoryError: %s", msg)
+	case strings.Contains(msg, "internal error"):
+		return fmt.Errorf("RuntimeError: %s", msg)
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
 	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):

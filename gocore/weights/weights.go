@@ -37,21 +37,28 @@ func Open(paths ...string) (*File, error) {
 			return nil, err
 		}
 		f.maps = append(f.maps, data)
-		f.paths = append(f.paths, p)
-		st, err := safetensors.Deserialize(data)
-		if err != nil {
+		if err := f.add(p, data); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: not a valid safetensors file: %w", p, err)
-		}
-		for _, nt := range st.Tensors() {
-			if _, dup := f.tensors[nt.Name]; dup {
-				f.Close()
-				return nil, fmt.Errorf("%s: tensor %q appears in more than one file", p, nt.Name)
-			}
-			f.tensors[nt.Name] = tensor{path: p, view: nt.TensorView}
+			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// add parses the safetensors file p held in data (which must outlive f).
+func (f *File) add(p string, data []byte) error {
+	f.paths = append(f.paths, p)
+	st, err := safetensors.Deserialize(data)
+	if err != nil {
+		return fmt.Errorf("%s: not a valid safetensors file: %w", p, err)
+	}
+	for _, nt := range st.Tensors() {
+		if _, dup := f.tensors[nt.Name]; dup {
+			return fmt.Errorf("%s: tensor %q appears in more than one file", p, nt.Name)
+		}
+		f.tensors[nt.Name] = tensor{path: p, view: nt.TensorView}
+	}
+	return nil
 }
 
 // Names lists the tensors, sorted.
