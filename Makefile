@@ -5,6 +5,7 @@
 #   make install   pip install . into .venv (builds everything through setup.py)
 #   make run       setup + install, then .venv/bin/python examples/quickstart.py
 #   make test      setup + install, go test ./..., pytest tests (gotest, pytest: one half)
+#   make fuzz      each Go fuzz target for FUZZTIME (default 20s); part of make test
 #   make carry     the package built for CPython 3.12 -> .carry/py312/goembed/ (GPU machine)
 #   make clean     remove every build output (keeps .venv)
 #
@@ -47,7 +48,7 @@ NATIVE_DEPS := $(NATIVE_SRC) $(TOKLIB) $(GOPY) $(GOIMPORTS) scripts/build_native
 NATIVE_DIR := pybind/goembed/_native
 CARRY_PKG := .carry/py312/goembed
 
-.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help check-metal
+.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help check-metal fuzz
 
 all: native
 
@@ -108,13 +109,25 @@ gotest: tokenizers
 pytest: setup install
 	@$(PY_TEST)
 
+# Go fuzz targets (package:Target); their seed corpora (testdata/fuzz/) also run in every go test.
+# One target at a time, 2 workers, so the run stays bounded: about FUZZTIME x 3 plus builds.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := gocore/weights:FuzzParse gocore/modeldir:FuzzRead gocore/tokenize:FuzzEncode
+
+fuzz: tokenizers
+	@for t in $(FUZZ_TARGETS); do \
+		echo "go test ./$${t%%:*} -run '^$$' -fuzz '^$${t##*:}$$' -fuzztime $(FUZZTIME) -parallel 2"; \
+		go test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; \
+	done
+
 # what Linux can check of the Metal path: shaders/*.metal against the shim, darwin go vet
 check-metal:
 	scripts/check_metal.sh
 
 # every part runs even when one fails; the exit status says whether any failed
 test: setup install
-	@rc=0; scripts/check_metal.sh || rc=1; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; ( $(PY_TEST) ) || rc=1; \
+	@rc=0; scripts/check_metal.sh || rc=1; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; $(MAKE) --no-print-directory fuzz || rc=1; \
+	( $(PY_TEST) ) || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; exit $$rc
 
 # ---- carry: CPython 3.12 build for the GPU machine (no Go there) ----------------------------
