@@ -42,8 +42,7 @@ var Files = map[string]string{
 
 // Write fills dir with the model: config.json, tokenizer.json, model.safetensors and Files.
 func Write(dir string) error {
-	_, self, _, _ := runtime.Caller(0)
-	tok, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "tokenize", "testdata", "tiny_tokenizer.json"))
+	tok, err := os.ReadFile(tokenizerPath())
 	if err != nil {
 		return err
 	}
@@ -65,6 +64,28 @@ func Write(dir string) error {
 		}
 	}
 	return nil
+}
+
+// tokenizerPath finds gocore/tokenize/testdata/tiny_tokenizer.json: beside this source file,
+// else in the working folder or above it (a test binary run on another machine).
+func tokenizerPath() string {
+	const rel = "gocore/tokenize/testdata/tiny_tokenizer.json"
+	_, self, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(self), "..", "..", "..", rel)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+			return filepath.Join(dir, rel)
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return p // not found: the error names the first place tried
+		}
+		dir = up
+	}
 }
 
 // Weights serialises random F32 weights of the model (seeded) as safetensors.

@@ -1,0 +1,87 @@
+"""Out of GPU memory on CUDA (issue 8 point 7): the batch is split and retried, a single
+sequence that does not fit raises MemoryError, and the Encoder works afterwards with the same
+results. Needs a GPU: every test skips, saying why, when goembed cannot open CUDA (with
+GOEMBED_REQUIRE_CUDA=1 that is a failure instead).
+
+- test_injected_oom_splits_on_cuda: the workspace limit (DebugOOMAfter, what
+  GOEMBED_DEBUG_OOM_AFTER sets) on device="cuda": graphs, Trim and the split path on the GPU.
+- test_real_oom_memoryerror_then_split: a real CUDA_ERROR_OUT_OF_MEMORY. torch (CUDA build)
+  first takes all but 2 MB of the free GPU memory, so even one sequence fails (MemoryError);
+  then all but 256 MB, so the 65,536-token batches fail in cuMemAlloc and are split. Skips
+  without a CUDA torch.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import goembed
+from goembed import _native_api as api
+
+from test_cuda_parity import _NO_CUDA
+
+
+def _cuda_encoder(path, dtype="float16"):
+    try:
+        m = goembed.Encoder(path, device="cuda", dtype=dtype)
+    except Exception as e:  # noqa: BLE001 - the message decides
+        if any(s in str(e) for s in _NO_CUDA) and os.environ.get("GOEMBED_REQUIRE_CUDA") != "1":
+            pytest.skip(f"no usable CUDA device: {e}")
+        raise
+    assert m.device == "cuda"
+    return m
+
+
+def _texts(corpus, n):
+    # long passages: 2048 texts of up to 256 tokens fill several 65,536-token batches
+    return [r["text"] for r in corpus[:n]]
+
+
+def _close(a, b):
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return cos.min()
+
+
+def test_injected_oom_splits_on_cuda(minilm_dir, corpus):
+    m = _cuda_encoder(minilm_dir)
+    texts = _texts(corpus, 2000)
+    want = m.encode(texts, batch_size=512)
+    # about 8 MB of workspace: a few sequences per forward instead of hundreds
+    api.call("DebugOOMAfter", m._handle, 8 << 20)
+    split = m.encode(texts, batch_size=512)
+    assert _close(split, want) >= 0.9999, "results after splitting on cuda"
+    api.call("DebugOOMAfter", m._handle, 1000)
+    with pytest.raises(MemoryError, match="one sequence"):
+        m.encode(texts[:64])
+    api.call("DebugOOMAfter", m._handle, 0)
+    again = m.encode(texts, batch_size=512)
+    assert _close(again, want) >= 0.9999 and np.isfinite(again).all()
+    m.close()
+
+
+def test_real_oom_memoryerror_then_split(minilm_dir, corpus):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here: it is what takes the GPU memory")
+    texts = _texts(corpus, 2000)
+    m = _cuda_encoder(minilm_dir)  # weights loaded, no workspace yet
+    # 1. Nearly all free memory taken: not even one sequence's workspace fits.
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(max(free - (2 << 20), 0), dtype=torch.uint8, device="cuda")
+    with pytest.raises(MemoryError):
+        m.encode(texts[:64])
+    del hog
+    torch.cuda.empty_cache()
+    # 2. About 256 MB left: a few thousand tokens of workspace fit, a 65,536-token batch
+    # (~0.6 GB of activations for MiniLM) does not: the big batches are split.
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(max(free - (256 << 20), 0), dtype=torch.uint8, device="cuda")
+    split = m.encode(texts, batch_size=2048)
+    assert np.isfinite(split).all()
+    del hog
+    torch.cuda.empty_cache()
+    # 3. Memory back: full-size batches, the same vectors.
+    want = m.encode(texts, batch_size=2048)
+    assert _close(split, want) >= 0.9999, "results of the split run differ"
+    m.close()
