@@ -138,6 +138,9 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	if o.Prompt != "" && !e.Model.IncludePrompt {
 		return errors.New("prompts with include_prompt=false pooling are not supported yet")
 	}
+	if e.pipelined(len(texts)) {
+		return e.encodePipelined(texts, dst, o)
+	}
 	ids, err := e.Tokenize(texts, o.Prompt)
 	if err != nil {
 		return err
@@ -174,12 +177,20 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
 func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+	d := newDeduper(len(ids))
+	if err := e.encodeRows(ids, d.add(ids, 0, len(ids)), dst, batchSize, normalize); err != nil {
+		return err
+	}
+	d.copyDuplicates(dst, e.Dim())
+	return nil
+}
+
+// encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
+// of dst.
+func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize int, normalize bool) error {
 	H := e.Dim()
-	// Identical token sequences are computed once: it saves work on repetitive corpora and
-	// guarantees duplicates get bitwise identical vectors.
-	uniq, firstOf := dedupe(ids)
-	lengths := make([]int, len(uniq))
-	for j, i := range uniq {
+	lengths := make([]int, len(rows))
+	for j, i := range rows {
 		lengths[j] = len(ids[i])
 	}
 	normalize = normalize || e.Model.Normalize
@@ -190,7 +201,7 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 	}
 	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
 		for k, j := range plan.Index {
-			plan.Index[k] = uniq[j]
+			plan.Index[k] = rows[j]
 		}
 		in := pack(ids, plan)
 		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
@@ -207,30 +218,41 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 			copy(dst[i*H:(i+1)*H], row)
 		}
 	}
-	for i, f := range firstOf {
+	return nil
+}
+
+// deduper finds repeated token sequences, so that each distinct one is computed once: it
+// saves work on repetitive corpora and guarantees duplicates bitwise identical vectors.
+type deduper struct {
+	seen    map[string]int
+	firstOf []int // for every sequence, the index of its first occurrence
+}
+
+func newDeduper(n int) *deduper { return &deduper{seen: make(map[string]int, n), firstOf: make([]int, n)} }
+
+// add registers ids[from:to] and returns the indices among them seen for the first time.
+func (d *deduper) add(ids [][]int32, from, to int) (uniq []int) {
+	for i := from; i < to; i++ {
+		s := ids[i]
+		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
+		if f, ok := d.seen[key]; ok {
+			d.firstOf[i] = f
+			continue
+		}
+		d.seen[key] = i
+		d.firstOf[i] = i
+		uniq = append(uniq, i)
+	}
+	return uniq
+}
+
+// copyDuplicates fills the row of every repeated sequence from its first occurrence's row.
+func (d *deduper) copyDuplicates(dst []float32, H int) {
+	for i, f := range d.firstOf {
 		if f != i {
 			copy(dst[i*H:(i+1)*H], dst[f*H:(f+1)*H])
 		}
 	}
-	return nil
-}
-
-// dedupe returns the indices of the first occurrence of each distinct sequence, and for every
-// sequence the index of its first occurrence.
-func dedupe(ids [][]int32) (uniq, firstOf []int) {
-	seen := make(map[string]int, len(ids))
-	firstOf = make([]int, len(ids))
-	for i, s := range ids {
-		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
-		if f, ok := seen[key]; ok {
-			firstOf[i] = f
-			continue
-		}
-		seen[key] = i
-		firstOf[i] = i
-		uniq = append(uniq, i)
-	}
-	return uniq, firstOf
 }
 
 // forward runs one packed batch under the device lock and downloads the pooled rows.
