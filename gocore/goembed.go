@@ -31,7 +31,7 @@ type Options struct {
 
 // EncodeOptions are the per-call settings of EncodeWith.
 type EncodeOptions struct {
-	BatchSize int    // sequences per forward; default 32
+	BatchSize int    // most sequences per forward; 0: 32 on the CPU, the token budget alone on a GPU
 	Normalize bool   // L2-normalise (always done when the model has a Normalize module)
 	Prompt    string // prepended to every text, as sentence-transformers does
 }
@@ -44,6 +44,16 @@ const (
 	tokenBudget    = 16384
 	gpuTokenBudget = 65536
 )
+
+// defaultBatchSize is the batch size when the caller gives none: sentence-transformers' 32 on
+// the CPU (where a bigger batch gains nothing); on a GPU, whatever fits the token budget (a
+// GPU forward of 32 short texts would leave most of the device idle).
+func (e *Encoder) defaultBatchSize() int {
+	if e.be.Name() == "cpu" {
+		return 32
+	}
+	return gpuTokenBudget
+}
 
 // ErrClosed is returned by calls on a closed Encoder.
 var ErrClosed = errors.New("goembed: encoder is closed")
@@ -94,7 +104,7 @@ func (e *Encoder) Dim() int { return e.dim }
 // Device names the backend in use ("cpu", "cuda", "metal").
 func (e *Encoder) Device() string { return e.be.Name() }
 
-// Encode embeds texts with the default options (batches of 32, normalised only if the model
+// Encode embeds texts with the default options (the default batch size, normalised only if the model
 // says so).
 func (e *Encoder) Encode(texts []string) ([][]float32, error) {
 	flat := make([]float32, len(texts)*e.Dim())
@@ -130,7 +140,7 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
@@ -156,7 +166,7 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 		return fmt.Errorf("output buffer holds %d floats, %d sequences need %d", len(dst), len(ids), len(ids)*e.Dim())
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
@@ -199,16 +209,22 @@ func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize
 	if e.be.Name() != "cpu" {
 		budget = gpuTokenBudget
 	}
-	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
-		for k, j := range plan.Index {
-			plan.Index[k] = rows[j]
+	var tr stageTrace
+	defer tr.print()
+	plans := schedule.Plan(lengths, batchSize, budget)
+	for k := range plans {
+		for n, j := range plans[k].Index {
+			plans[k].Index[n] = rows[j]
 		}
-		in := pack(ids, plan)
-		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
-		if err := e.forward(in, host, normalize); err != nil {
+	}
+	tr.start()
+	for k, in := range packAhead(ids, plans) {
+		tr.packed(in.B(), in.T())
+		host = slices.Grow(host[:0], in.B()*H)[:in.B()*H]
+		if err := e.forward(in, host, normalize, &tr); err != nil {
 			return err
 		}
-		for j, i := range plan.Index {
+		for j, i := range plans[k].Index {
 			row := host[j*H : (j+1)*H]
 			for _, v := range row {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -228,7 +244,9 @@ type deduper struct {
 	firstOf []int // for every sequence, the index of its first occurrence
 }
 
-func newDeduper(n int) *deduper { return &deduper{seen: make(map[string]int, n), firstOf: make([]int, n)} }
+func newDeduper(n int) *deduper {
+	return &deduper{seen: make(map[string]int, n), firstOf: make([]int, n)}
+}
 
 // add registers ids[from:to] and returns the indices among them seen for the first time.
 func (d *deduper) add(ids [][]int32, from, to int) (uniq []int) {
@@ -256,7 +274,7 @@ func (d *deduper) copyDuplicates(dst []float32, H int) {
 }
 
 // forward runs one packed batch under the device lock and downloads the pooled rows.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error {
+func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.net == nil {
@@ -266,7 +284,10 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error 
 	if err != nil {
 		return err
 	}
-	return e.be.Download(host, pooled)
+	tr.launched()
+	err = e.be.Download(host, pooled)
+	tr.downloaded()
+	return err
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.

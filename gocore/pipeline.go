@@ -3,9 +3,12 @@ package gocore
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"time"
 
+	"github.com/goembed/goembed/gocore/arch"
+	"github.com/goembed/goembed/gocore/schedule"
 	"github.com/goembed/goembed/gocore/tokenize"
 )
 
@@ -104,4 +107,75 @@ func (e *Encoder) tokenizeWindow(texts []string, ids [][]int32, start, end int, 
 	}
 	copy(ids[start:end], w)
 	return nil
+}
+
+// packAhead yields the packed batches of plans in order. With several batches a goroutine packs
+// batch k+1 while batch k runs, so a GPU does not wait for the host between forwards; a single
+// batch (a query) is packed inline, with no goroutine to start.
+func packAhead(ids [][]int32, plans []schedule.Batch) iter.Seq2[int, *arch.Batch] {
+	return func(yield func(int, *arch.Batch) bool) {
+		if len(plans) == 1 {
+			yield(0, pack(ids, plans[0]))
+			return
+		}
+		ready := make(chan *arch.Batch, 1)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer close(ready)
+			for _, plan := range plans {
+				select {
+				case ready <- pack(ids, plan): // pack only appends: it cannot panic on valid plans
+				case <-stop:
+					return
+				}
+			}
+		}()
+		k := 0
+		for in := range ready {
+			if !yield(k, in) {
+				return
+			}
+			k++
+		}
+	}
+}
+
+// stageTrace adds up, when traceStages is on, where the host's time goes per batch of
+// encodeRows: host work between forwards (waiting for the packed batch, copying out rows),
+// enqueueing the forward (on a GPU: launches, which overlap the device's work), and waiting for
+// the pooled rows (on a GPU: the device's remaining work).
+type stageTrace struct {
+	batches, seqs, tokens  int
+	t                      time.Time
+	pack, launch, download time.Duration
+}
+
+func (s *stageTrace) start() {
+	if traceStages {
+		s.t = time.Now()
+	}
+}
+
+func (s *stageTrace) lap(d *time.Duration) {
+	if traceStages {
+		now := time.Now()
+		*d += now.Sub(s.t)
+		s.t = now
+	}
+}
+
+func (s *stageTrace) packed(seqs, tokens int) {
+	s.batches, s.seqs, s.tokens = s.batches+1, s.seqs+seqs, s.tokens+tokens
+	s.lap(&s.pack)
+}
+func (s *stageTrace) launched()   { s.lap(&s.launch) }
+func (s *stageTrace) downloaded() { s.lap(&s.download) }
+
+func (s *stageTrace) print() {
+	if traceStages && s.batches > 0 {
+		r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+		fmt.Fprintf(os.Stderr, "goembed trace: %d batches, %d sequences, %d tokens: host %v, enqueue %v, wait+download %v\n",
+			s.batches, s.seqs, s.tokens, r(s.pack), r(s.launch), r(s.download))
+	}
 }
