@@ -12,9 +12,9 @@ import (
 // GEMM autotuning. cuBLASLt's heuristic ranks algorithms with a model, and for the MiniLM
 // shapes on the H100 its first pick ran the up-projection with the GELU epilogue at 257
 // TFLOP/s while the down-projection of the same size reached 567. So the first call of a
-// product times the heuristic's top candidates on its real operands and keeps the fastest.
-// It never runs under graph capture (no synchronisation is possible there): Replay runs a
-// bucket's forward once outside the capture first, so captured products are tuned too.
+// large product times the heuristic's top candidates on its real operands and keeps the
+// fastest. It never runs under graph capture (no synchronisation is possible there); captured
+// buckets are small, launch-bound products where the heuristic's pick is kept.
 //
 // GOEMBED_CUDA_GEMM_TUNE=0 turns tuning off; =verbose prints each timing to stderr.
 var gemmTune = os.Getenv("GOEMBED_CUDA_GEMM_TUNE")
@@ -22,23 +22,21 @@ var gemmTune = os.Getenv("GOEMBED_CUDA_GEMM_TUNE")
 const (
 	// tuneCandidates is how many of the heuristic's results are asked for (and timed).
 	tuneCandidates = 8
-	// tuneFlops sets how many launches of a candidate are timed (after one untimed launch):
-	// about this many FLOPs' worth, at least 3 and at most 50, so microsecond products are
-	// timed over enough launches to rank them.
-	tuneFlops = 4 << 30
+	// tuneMinFlops: smaller products take a few microseconds, where timing costs more than it
+	// can save.
+	tuneMinFlops = 1 << 30
+	// tuneReps launches of each candidate are timed after one untimed launch.
+	tuneReps = 3
 )
-
-func tuneReps(flops int) int { return min(50, max(3, tuneFlops/max(flops, 1))) }
 
 // tune sets p.algo to the fastest of p.cands for this product. The candidates run on the
 // call's own operands: each launch writes the same out from the same inputs, so the result
 // is the chosen algorithm's. Products whose n rounds up to the same power of two share the
 // winner when it is among their candidates.
 func (b *Backend) tune(p *gemmPlan, key gemmKey, out, x, w uintptr) {
-	if gemmTune == "0" || len(p.cands) < 2 {
+	if gemmTune == "0" || len(p.cands) < 2 || 2*key.m*key.n*key.k < tuneMinFlops {
 		return
 	}
-	reps := tuneReps(2 * key.m * key.n * key.k)
 	shared := key
 	shared.n = 1 << bits.Len(uint(key.n-1))
 	if won, ok := b.tunedAlgos[shared]; ok {
@@ -60,7 +58,7 @@ func (b *Backend) tune(p *gemmPlan, key gemmKey, out, x, w uintptr) {
 		}
 		purego.SyscallN(d.cuEventRecord, b.events[0], b.stream)
 		ok := true
-		for r := 0; r < reps && ok; r++ {
+		for r := 0; r < tuneReps && ok; r++ {
 			ok = b.matmul(p, &p.cands[i], out, x, w) == nil
 		}
 		purego.SyscallN(d.cuEventRecord, b.events[1], b.stream)
@@ -73,7 +71,7 @@ func (b *Backend) tune(p *gemmPlan, key gemmKey, out, x, w uintptr) {
 		}
 		if gemmTune == "verbose" {
 			fmt.Fprintf(os.Stderr, "goembed cuda: gemm %dx%dx%d epilogue %d candidate %d: %.1f us\n",
-				key.n, key.m, key.k, key.epilogue, i, 1000*ms/float32(reps))
+				key.n, key.m, key.k, key.epilogue, i, 1000*ms/tuneReps)
 		}
 		if best < 0 || ms < bestMs {
 			best, bestMs = i, ms

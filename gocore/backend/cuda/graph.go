@@ -42,11 +42,6 @@ func (b *Backend) Replay(key any, record func()) {
 	b.graphTick++
 	g, ok := b.graphs[key]
 	if !ok {
-		if gemmTune != "0" {
-			// One run outside the capture first: GEMM plans are made and timed (gemmtune.go)
-			// and cuBLASLt loads its kernels, neither of which a capture allows.
-			record()
-		}
 		if g = b.capture(record); g == nil {
 			return
 		}
