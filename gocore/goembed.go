@@ -204,7 +204,6 @@ func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize
 		lengths[j] = len(ids[i])
 	}
 	normalize = normalize || e.Model.Normalize
-	var host []float32
 	budget := tokenBudget
 	if e.be.Name() != "cpu" {
 		budget = gpuTokenBudget
@@ -217,22 +216,38 @@ func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize
 			plans[k].Index[n] = rows[j]
 		}
 	}
+	// Two host buffers: the rows of batch k are checked and copied out while the device runs
+	// batch k+1 (forward's overlap), so a GPU does not idle during that host work.
+	var bufs [2][]float32
+	var pending func() error
 	tr.start()
 	for k, in := range packAhead(ids, plans) {
 		tr.packed(in.B(), in.T())
-		host = slices.Grow(host[:0], in.B()*H)[:in.B()*H]
-		if err := e.forward(in, host, normalize, &tr); err != nil {
+		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
+		bufs[k%2] = host
+		if err := e.forward(in, host, normalize, &tr, pending); err != nil {
 			return err
 		}
-		for j, i := range plans[k].Index {
-			row := host[j*H : (j+1)*H]
-			for _, v := range row {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
-				}
+		index := plans[k].Index
+		pending = func() error { return e.scatter(dst, host, index) }
+	}
+	if pending != nil {
+		return pending()
+	}
+	return nil
+}
+
+// scatter copies pooled row j of host to row index[j] of dst, refusing non-finite values.
+func (e *Encoder) scatter(dst, host []float32, index []int) error {
+	H := e.Dim()
+	for j, i := range index {
+		row := host[j*H : (j+1)*H]
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
 			}
-			copy(dst[i*H:(i+1)*H], row)
 		}
+		copy(dst[i*H:(i+1)*H], row)
 	}
 	return nil
 }
@@ -273,8 +288,10 @@ func (d *deduper) copyDuplicates(dst []float32, H int) {
 	}
 }
 
-// forward runs one packed batch under the device lock and downloads the pooled rows.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace) error {
+// forward runs one packed batch under the device lock and downloads the pooled rows. overlap,
+// when not nil, runs after the forward is enqueued and before its download: host work that a
+// GPU's computation hides.
+func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace, overlap func() error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.net == nil {
@@ -285,6 +302,11 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *st
 		return err
 	}
 	tr.launched()
+	if overlap != nil {
+		if err := overlap(); err != nil {
+			return err
+		}
+	}
 	err = e.be.Download(host, pooled)
 	tr.downloaded()
 	return err
