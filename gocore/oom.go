@@ -9,9 +9,8 @@ import (
 
 // Out of device memory. A forward that fails with backend.ErrOutOfMemory (a real CUDA
 // allocation failure, or the debug limit GOEMBED_DEBUG_OOM_AFTER on the workspace) frees the
-// workspace and is run again in pieces: the token budget is halved to below the failed batch's
-// tokens, and that batch and every later one are planned again with it, down to one sequence
-// per forward. Only when a single sequence does not fit does the call fail, with an error that
+// workspace and is run again in pieces: that batch and every later one are planned again
+// under half the failed batch's tokens, down to one sequence per forward. Only when a single sequence does not fit does the call fail, with an error that
 // matches backend.ErrOutOfMemory (Python: MemoryError). The smaller budget lasts for the rest
 // of the call; the next call starts again from the full one. The results are those of the
 // same texts in smaller batches (equal up to the BLAS's rounding, which may depend on the
@@ -44,29 +43,17 @@ func (e *Encoder) SetDebugOOMAfter(bytes int64) error {
 	return nil
 }
 
-// replan handles an out-of-memory failure of plans[k]: it returns the plans with plans[k:]
-// cut again under half plans[k]'s tokens, or an error when plans[k] is a single sequence.
-// Plans index the lengths slice.
-func replan(plans []schedule.Batch, k int, lengths []int, batchSize int, err error, device string) ([]schedule.Batch, error) {
-	failed := plans[k]
+// splitAfterOOM handles an out-of-memory failure of plans[0]: it returns the rows of plans
+// (the failed batch and those after it) to run again under half plans[0]'s tokens, or an error
+// when plans[0] is a single sequence.
+func splitAfterOOM(plans []schedule.Batch, err error, device string) (rows []int, budget int, _ error) {
+	failed := plans[0]
 	if len(failed.Index) == 1 {
-		return nil, fmt.Errorf("%w: one sequence of %d tokens does not fit on %s (%v)",
+		return nil, 0, fmt.Errorf("%w: one sequence of %d tokens does not fit on %s (%v)",
 			backend.ErrOutOfMemory, failed.Tokens, device, err)
 	}
-	budget := max(failed.Tokens/2, 1)
-	var rest []int
-	for _, p := range plans[k:] {
-		rest = append(rest, p.Index...)
+	for _, p := range plans {
+		rows = append(rows, p.Index...)
 	}
-	restLengths := make([]int, len(rest))
-	for i, j := range rest {
-		restLengths[i] = lengths[j]
-	}
-	again := schedule.Plan(restLengths, batchSize, budget)
-	for _, p := range again {
-		for i, r := range p.Index {
-			p.Index[i] = rest[r]
-		}
-	}
-	return append(plans[:k:k], again...), nil
+	return rows, max(failed.Tokens/2, 1), nil
 }

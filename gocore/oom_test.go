@@ -55,7 +55,7 @@ func TestOutOfMemorySplitsTheBatch(t *testing.T) {
 	}
 	dst := make([]float32, len(long)*e.Dim())
 	ids, _ := e.Tokenize(long, "")
-	if err := e.forward(pack(ids, planAll(ids)), dst, false); !errors.Is(err, backend.ErrOutOfMemory) {
+	if err := e.forward(pack(ids, planAll(ids)), dst, false, &stageTrace{}, nil); !errors.Is(err, backend.ErrOutOfMemory) {
 		t.Fatalf("a forward of 32 sequences under the limit: %v, want ErrOutOfMemory", err)
 	}
 
@@ -150,5 +150,26 @@ func TestDebugPanicsAreRecovered(t *testing.T) {
 	}
 	if err := DebugPanicNext("elsewhere"); err == nil {
 		t.Error("DebugPanicNext accepted an unknown place")
+	}
+}
+
+// TestOutOfMemoryPipelined: the split also works when tokenization runs ahead in windows.
+func TestOutOfMemoryPipelined(t *testing.T) {
+	defer func(on bool, w int) { pipelineOnCPU, pipelineWindow = on, w }(pipelineOnCPU, pipelineWindow)
+	pipelineOnCPU, pipelineWindow = true, 8
+	e, err := Load(tinyDir(t), Options{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	texts := oomTexts()
+	want := mustEncode(t, e, texts)
+	e.SetDebugOOMAfter(4 * 48 * 300)
+	if got := mustEncode(t, e, texts); maxDiff(got, want) > 1e-5 {
+		t.Errorf("pipelined, split: differs by %g", maxDiff(got, want))
+	}
+	e.SetDebugOOMAfter(100)
+	if _, err := e.Encode(texts); !errors.Is(err, backend.ErrOutOfMemory) {
+		t.Errorf("pipelined, nothing fits: %v", err)
 	}
 }
