@@ -78,6 +78,11 @@ func (t *Tokenizer) MaxLen() int { return t.maxLen }
 
 // Encode returns the ids of one text with special tokens, truncated at MaxLen.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
+	// First, since lowercasing and dropping NULs can turn invalid UTF-8 into valid (the fuzz
+	// seed testdata/fuzz/FuzzEncode/41a46be57c40c1d2 is "0\xcc\x00\x80").
+	if !utf8.ValidString(text) {
+		return nil, fmt.Errorf("text is not valid UTF-8")
+	}
 	if t.lowerCase {
 		text = strings.ToLower(text)
 	}
@@ -86,9 +91,6 @@ func (t *Tokenizer) Encode(text string) ([]int32, error) {
 			return nil, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
 		}
 		text = strings.ReplaceAll(text, "\x00", "")
-	}
-	if !utf8.ValidString(text) {
-		return nil, fmt.Errorf("text is not valid UTF-8")
 	}
 	// A long text is tokenized from a prefix first: if the prefix already fills maxLen tokens and
 	// ends at whitespace, the truncated ids are those of the whole text. This bounds the work
