@@ -31,6 +31,13 @@ type (
 		NH    int32
 		Scale float32 // log2(e) / sqrt(HD)
 	}
+	// attentionBiasArgs mirrors AttentionBiasArgs in shaders/attention.h (attention_bias_*,
+	// not launched on Metal yet).
+	attentionBiasArgs struct {
+		NH    int32
+		Scale float32
+		R     int32
+	}
 	// poolArgs mirrors PoolArgs in shaders/pool.h.
 	poolArgs struct {
 		H, Mode, Normalize int32
@@ -52,6 +59,10 @@ var bindings = map[string][]string{
 	// launcher does not use it yet (untried on Apple GPUs)
 	"attention_mma": {"out", "qkv", "seqStarts", "a"},
 	"pool":          {"out", "x", "seqStarts", "a"},
+	// attention_bias_* and attention_mma_bias_* (relative position bias, MPNet): not launched on
+	// Metal yet, so the metal backend lacks backend.BiasedAttention
+	"attention_bias":     {"out", "qkv", "seqStarts", "rel", "a"},
+	"attention_mma_bias": {"out", "qkv", "seqStarts", "rel", "a"},
 }
 
 // dynamicThreadgroup marks the families whose entry points take dynamic threadgroup memory
