@@ -12,17 +12,21 @@ import (
 
 // Trim frees the activation workspace (and the graphs that name it): after an out-of-memory
 // failure it holds tensors sized for the batch that did not fit.
-func (m *Bert) Trim() {
-	if g, ok := m.b.(backend.Graphs); ok {
-		g.ForgetGraphs()
-	}
-	m.ws.free()
-}
+func (m *Bert) Trim()  { m.ws.trim() }
+func (m *MPNet) Trim() { m.ws.trim() }
 
 // SetAllocLimit makes workspace allocations fail with backend.ErrOutOfMemory once the
 // workspace would hold more than bytes (4 per element, whatever the storage type); 0 or less
 // removes the limit.
-func (m *Bert) SetAllocLimit(bytes int64) { m.ws.limit = bytes }
+func (m *Bert) SetAllocLimit(bytes int64)  { m.ws.limit = bytes }
+func (m *MPNet) SetAllocLimit(bytes int64) { m.ws.limit = bytes }
+
+func (ws *workspace) trim() {
+	if g, ok := ws.b.(backend.Graphs); ok {
+		g.ForgetGraphs()
+	}
+	ws.free()
+}
 
 // reserve says whether name may grow to n elements under the limit, else records the failure.
 func (ws *workspace) reserve(name string, n int) bool {

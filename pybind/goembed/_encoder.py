@@ -25,7 +25,7 @@ _ENCODE_KEYWORDS = (
 _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
 _CPU_CHUNK = 256
-_GPU_CHUNK = 32768
+_GPU_CHUNK = 65536
 
 
 def devices() -> list[str]:
