@@ -3,7 +3,7 @@
 # first with dev/kernels/prepare_carry.sh (the GPU machine has no Go), then carry .carry/bundle,
 # .carry/minilm16 and .carry/corpus.
 #
-# Usage: dev/kernels/gpu_session.sh [stages...]   stages: go parity bench corpus gobench ncu (default all)
+# Usage: dev/kernels/gpu_session.sh [stages...]   stages: go parity bench corpus gobench ncu (default all), oom
 # Logs and bench/results/gpu_compare.json go to $OUT; a summary is printed last.
 OUT=${OUT:-/tmp}
 STAGES=${*:-go parity bench corpus gobench ncu}
@@ -24,6 +24,11 @@ for s in $STAGES; do
 		cp bench/results/gpu_compare.json "$OUT/" 2>/dev/null ;;
 	corpus) PYTHONPATH=.carry/py312 python3 bench/corpus_compare.py $CORPUS_ARGS >"$OUT/corpus.log" 2>&1
 		cp bench/results/corpus_compare.json "$OUT/" 2>/dev/null ;;
+	oom) # issue 8: out of GPU memory (tests/test_cuda_oom.py) and the Go CUDA OOM tests, if
+		# .carry/cuda/gocore.test was built (CGO_LDFLAGS=-L$PWD/build/tokenizers/lib go test -c
+		# -ldflags=-s -o .carry/cuda/gocore.test ./gocore, before prepare_carry.sh's tar)
+		PYTHONPATH=.carry/py312 python3 -m pytest -p no:cacheprovider -q -s -rs tests/test_cuda_oom.py tests/test_hostile_models.py >"$OUT/oom.log" 2>&1
+		[ -x .carry/cuda/gocore.test ] && (cd gocore && ../.carry/cuda/gocore.test -test.v -test.run 'CUDA|OutOfMemory|Concurrent|DebugPanic|Hostile' -test.timeout 300s) >>"$OUT/oom.log" 2>&1 ;;
 	gobench) $T -test.run '^$' -test.bench 'Encoder' -test.benchtime 100x -test.timeout 300s >"$OUT/gobench.log" 2>&1 ;;
 	ncu) NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 		for sh in B1_L16 B128_L128; do
@@ -44,6 +49,8 @@ echo "==== go tests"
 }
 echo "==== parity"
 [ -f "$OUT/parity.log" ] && { grep -E '^PARITY|passed|failed|skipped|Error|error' "$OUT/parity.log" | cut -c1-400 | tail -30; }
+echo "==== oom"
+[ -f "$OUT/oom.log" ] && grep -E -- '--- (FAIL|SKIP|PASS): Test(CUDA|OutOfMemory)|^(ok|FAIL|PASS)|passed|failed|skipped|Error' "$OUT/oom.log" | cut -c1-300 | tail -20
 echo "==== go benchmarks"
 [ -f "$OUT/gobench.log" ] && grep -E '^Benchmark|^ok|FAIL|panic' "$OUT/gobench.log" | sed -E 's/  +/ /g' | cut -c1-160
 echo "==== ncu"
