@@ -6,39 +6,45 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // wordPiece is a hand-written Go copy of what Hugging Face tokenizers (0.22, the version
-// daulet/tokenizers links) does for a BERT tokenizer.json, restricted to ASCII text. It exists
-// because the library is slow for our use, not because it is wrong: daulet's binding always
-// builds token strings, offsets and masks, and HF's generic pipeline tracks alignments per
-// character, so one core tokenized ~4,000 corpus passages/s, more than the GPU forward took.
+// daulet/tokenizers links) does for a BERT tokenizer.json, for ASCII and the non-ASCII runes of
+// runes.go. It exists because the library is slow for our use, not because it is wrong:
+// daulet's binding always builds token strings, offsets and masks, and HF's generic pipeline
+// tracks alignments per character, so one core tokenized ~4,000 corpus passages/s, and
+// tokenizing the corpus took longer than its GPU forward.
 //
 // Exactness rests on what BERT's pipeline does to ASCII bytes (HF sources:
 // normalizers/bert.rs, pre_tokenizers/bert.rs, models/wordpiece/mod.rs, added_vocabulary.rs):
-//   - BertNormalizer with clean_text drops NUL and control characters (Cc, DEL included) except
-//     \t \n \r, which become spaces; lowercase maps A-Z to a-z; Chinese-character padding and
-//     accent stripping change nothing in ASCII.
+//   - BertNormalizer with clean_text drops NUL and control characters (Cc: \v, \f and DEL
+//     too) except \t \n \r, which become spaces; lowercase maps A-Z to a-z; Chinese-character
+//     padding and accent stripping change nothing in ASCII.
 //   - BertPreTokenizer splits at whitespace (Rust's char::is_whitespace: \t \n \v \f \r and
 //     space) and isolates every ASCII punctuation character (33-47, 58-64, 91-96, 123-126).
 //   - WordPiece: greedy longest match first with the continuation prefix; a word longer than
-//     max_input_chars_per_word, or one with a part no entry matches, is one unknown token.
+//     max_input_chars_per_word characters, or one with a part no entry matches, is one
+//     unknown token.
 //   - Added tokens (normalized=false) are matched in the raw text first, leftmost-longest, and
 //     each becomes its one id; the text between matches is tokenized piece by piece.
 //   - Truncation keeps the first maxLen-len(prefix)-len(suffix) pieces, then the post
-//     processor adds prefix ([CLS]) and suffix ([SEP]).
+//     processor adds prefix ([CLS]) and suffix ([SEP]). Scanning stops there, so a long text
+//     costs what its first maxLen tokens cost.
 //
-// A text with a byte >= 0x80 before the truncation point is left to HF (Tokenizer.Encode).
+// A text with a rune outside the table before the truncation point is left to HF
+// (Tokenizer.Encode).
 type wordPiece struct {
 	vocab, cont    map[string]int32 // cont: entries that start with the prefix, prefix cut off
 	maxKey, maxCnt int              // longest key of vocab and of cont: no longer match exists
 	unk            int32
 	maxChars       int
-	prefix, suffix []int32 // post-processor ids around the sequence
-	kind           [128]byte // of each ASCII byte: kindWord, kindDrop, kindSpace, kindPunct
-	norm           [128]byte // a word byte as the normalizer leaves it (lowercased or not)
-	added          []addedToken // matched in the raw text; empty content never matches
-	addedFirst     [128]bool    // first bytes of added tokens that start with ASCII
+	prefix, suffix []int32           // post-processor ids around the sequence
+	kind           [128]byte         // of each ASCII byte: kindWord, kindDrop, kindSpace, kindPunct
+	norm           [128]byte         // a word byte as the normalizer leaves it (lowercased or not)
+	added          []addedToken      // matched in the raw text; empty content never matches
+	addedFirst     [256]bool         // first bytes of added tokens
+	runes          map[rune]runeNorm // the non-ASCII runes the fast path takes (runes.go)
 }
 
 type addedToken struct {
@@ -65,9 +71,10 @@ type tokenizerJSON struct {
 		Normalized bool   `json:"normalized"`
 	} `json:"added_tokens"`
 	Normalizer *struct {
-		Type      string `json:"type"`
-		CleanText bool   `json:"clean_text"`
-		Lowercase bool   `json:"lowercase"`
+		Type         string `json:"type"`
+		CleanText    bool   `json:"clean_text"`
+		Lowercase    bool   `json:"lowercase"`
+		StripAccents *bool  `json:"strip_accents"` // null: as lowercase
 	} `json:"normalizer"`
 	PreTokenizer *struct {
 		Type string `json:"type"`
@@ -123,9 +130,7 @@ func newWordPiece(raw []byte, maxLen int) (*wordPiece, error) {
 			return nil, fmt.Errorf("added token %q is not the vocabulary's id %d", a.Content, a.ID)
 		}
 		w.added = append(w.added, addedToken{a.Content, a.ID})
-		if c := a.Content[0]; c < 0x80 {
-			w.addedFirst[c] = true
-		}
+		w.addedFirst[a.Content[0]] = true
 	}
 	var err error
 	if w.prefix, w.suffix, err = postProcessorIDs(doc.PostProcessor); err != nil {
@@ -145,12 +150,17 @@ func newWordPiece(raw []byte, maxLen int) (*wordPiece, error) {
 			} else if c == '\v' || c == '\f' { // whitespace to the pre-tokenizer
 				w.kind[c] = kindSpace
 			} // else part of a word; NUL never gets here: Encode strips or rejects it
-		case c >= 33 && c <= 47 || c >= 58 && c <= 64 || c >= 91 && c <= 96 || c >= 123 && c <= 126:
+		case isASCIIPunct(c):
 			w.kind[c] = kindPunct
 		case n.Lowercase && c >= 'A' && c <= 'Z':
 			w.norm[c] = c + 'a' - 'A'
 		}
 	}
+	strip := n.Lowercase
+	if n.StripAccents != nil {
+		strip = *n.StripAccents
+	}
+	w.runes = runeTable(n.CleanText, n.Lowercase, strip)
 	return w, nil
 }
 
@@ -211,24 +221,22 @@ func postProcessorIDs(raw json.RawMessage) (prefix, suffix []int32, err error) {
 	return nil, nil, fmt.Errorf("post_processor %q is neither TemplateProcessing nor BertProcessing", pp.Type)
 }
 
-// encode returns text's ids truncated at maxLen, or ok=false when the text has a non-ASCII
-// byte before the truncation point. text has no NUL (Encode strips or rejects it).
+// encode returns text's ids truncated at maxLen, or ok=false when the text has a rune outside
+// the fast path's table before the truncation point. text has no NUL (Encode strips or
+// rejects it).
 func (w *wordPiece) encode(text string, maxLen int) (ids []int32, ok bool) {
 	budget := maxLen - len(w.prefix) - len(w.suffix) // word pieces kept
 	ids = make([]int32, 0, min(budget, len(text)/3+4)+len(w.prefix)+len(w.suffix))
 	ids = append(ids, w.prefix...)
 	end := len(w.prefix) + budget
 	var buf [128]byte // the current word, normalized; a longer one spills to the heap
-	word := buf[:0]
+	word, chars := buf[:0], 0
 scan:
 	for i := 0; i < len(text) && len(ids) < end; {
 		c := text[i]
-		if c >= 0x80 {
-			return nil, false
-		}
 		if w.addedFirst[c] {
 			if a, ok := w.matchAdded(text[i:]); ok {
-				ids, word = w.pieces(word, ids), word[:0]
+				ids, word, chars = w.pieces(word, chars, ids), word[:0], 0
 				if len(ids) >= end {
 					break scan
 				}
@@ -237,24 +245,46 @@ scan:
 				continue
 			}
 		}
-		i++
-		switch w.kind[c] {
+		kind, out, n := byte(kindWord), "", 1
+		if c < 0x80 {
+			i++
+			kind = w.kind[c]
+		} else {
+			r, size := utf8.DecodeRuneInString(text[i:])
+			rn, ok := w.runes[r]
+			if !ok {
+				return nil, false
+			}
+			i += size
+			kind, out, n = rn.kind, rn.out, rn.chars
+		}
+		switch kind {
 		case kindDrop:
 		case kindSpace:
-			ids, word = w.pieces(word, ids), word[:0]
+			ids, word, chars = w.pieces(word, chars, ids), word[:0], 0
 		case kindPunct:
-			ids, word = w.pieces(word, ids), word[:0]
+			ids, word, chars = w.pieces(word, chars, ids), word[:0], 0
 			if len(ids) < end {
-				ids = w.pieces(append(word, c), ids)
+				if out == "" {
+					ids = w.pieces(append(word, c), 1, ids)
+				} else {
+					ids = w.pieces(append(word, out...), 1, ids)
+				}
 			}
 		default:
 			// A word over maxChars is unknown whatever follows: keep only that it is long.
-			if len(word) <= w.maxChars {
-				word = append(word, w.norm[c])
+			if chars += n; chars <= w.maxChars {
+				if out == "" {
+					word = append(word, w.norm[c])
+				} else {
+					word = append(word, out...)
+				}
+			} else {
+				chars = w.maxChars + 1
 			}
 		}
 	}
-	ids = w.pieces(word, ids)
+	ids = w.pieces(word, chars, ids)
 	if len(ids) > end {
 		ids = ids[:end]
 	}
@@ -271,12 +301,14 @@ func (w *wordPiece) matchAdded(s string) (best addedToken, ok bool) {
 	return best, ok
 }
 
-// pieces appends the WordPiece ids of one normalized word (none for an empty one).
-func (w *wordPiece) pieces(word []byte, ids []int32) []int32 {
-	if len(word) == 0 {
+// pieces appends the WordPiece ids of one normalized word of chars characters (none for an
+// empty one). Matches are tried at every byte, not only at character ends as HF does: a
+// vocabulary key is valid UTF-8, so it never equals a string cut inside a character.
+func (w *wordPiece) pieces(word []byte, chars int, ids []int32) []int32 {
+	if chars == 0 {
 		return ids
 	}
-	if len(word) > w.maxChars {
+	if chars > w.maxChars {
 		return append(ids, w.unk)
 	}
 	n := len(ids)

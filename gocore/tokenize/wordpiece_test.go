@@ -222,12 +222,15 @@ func TestFastPathAdversarial(t *testing.T) {
 			}
 			sameIDs(t, fast, hf, texts[:200], "query: ")
 			sameIDs(t, fast, hf, texts[:200], "[SEP] prompt, ")
-			// Non-ASCII before the cut goes to HF; after the cut it does not matter.
+			// Runes outside the table before the cut go to HF; after the cut they do not matter.
 			mixed := []string{"café", "naïve x", "x\u00a0y", "中文 text", "a\u200bb", "ok " + "é",
-				strings.Repeat("word ", 300) + "é"}
+				"e\u0301", strings.Repeat("word ", 300) + "中", "Ünïcödé ’quoted’ — ok"}
 			sameIDs(t, fast, hf, mixed, "")
-			if _, ok := fast.wp.encode("café", maxLen); ok && maxLen > 2 {
-				t.Error("the fast path took a text with a non-ASCII byte before the cut")
+			if _, ok := fast.wp.encode("中文 text", maxLen); ok && maxLen > 2 {
+				t.Error("the fast path took a text with a CJK rune before the cut")
+			}
+			if _, ok := fast.wp.encode(strings.Repeat("word ", 300)+"中", maxLen); !ok {
+				t.Error("the fast path left a text whose CJK rune is past the cut")
 			}
 		})
 	}
@@ -331,4 +334,39 @@ func must(ids []int32, err error) []int32 {
 		panic(err)
 	}
 	return ids
+}
+
+// TestFastPathRunes proves the rune table (runes.go) rune by rune: every rune of fastBlocks,
+// alone and between letters, punctuation, specials and itself, gives HF's ids, for each
+// combination of the normalizer flags the table reads.
+func TestFastPathRunes(t *testing.T) {
+	doc := minilmJSON(t)
+	var texts []string
+	for _, b := range fastBlocks {
+		for r := b[0]; r <= b[1]; r++ {
+			s := string(r)
+			texts = append(texts, s, "a"+s+"b", "x "+s+s+" Y", "A"+s+"[SEP]", s+"ing.", "E"+s+"\u0301")
+		}
+	}
+	for name, kv := range map[string]map[string]any{
+		"uncased":       nil, // lowercase, strip_accents null (= lowercase)
+		"cased":         {"lowercase": false},
+		"strip only":    {"lowercase": false, "strip_accents": true},
+		"lower only":    {"strip_accents": false},
+		"no clean_text": {"clean_text": false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fast, hf := loadPair(t, withNormalizer(doc, kv), 64)
+			if on, why := fast.FastPath(); !on {
+				t.Fatalf("fast path off: %s", why)
+			}
+			for _, r := range "éÉ’“”—–®°µßøÆΣσ€™→×" {
+				if _, ok := fast.wp.runes[r]; !ok {
+					t.Errorf("%q (%U) is not in the fast path's table", r, r)
+				}
+			}
+			n := sameIDs(t, fast, hf, texts, "")
+			t.Logf("%d runes in the table; %d of %d texts on the fast path", len(fast.wp.runes), n, len(texts))
+		})
+	}
 }
