@@ -34,3 +34,25 @@ func BenchmarkEncodeCorpus(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeBatchCorpus tokenizes all 54,571 corpus passages with EncodeBatch on every
+// core (GOMAXPROCS), as gocore does before a forward, through the fast path and through HF.
+func BenchmarkEncodeBatchCorpus(b *testing.B) {
+	texts, _ := corpus(b)
+	fast, hf := loadPair(b, minilmJSON(b), 256)
+	for _, c := range []struct {
+		name string
+		tk   *Tokenizer
+	}{{"go", fast}, {"hf", hf}} {
+		b.Run(c.name, func(b *testing.B) {
+			if _, err := c.tk.EncodeBatch(texts, ""); err != nil { // validate once before timing
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				c.tk.EncodeBatch(texts, "")
+			}
+			b.ReportMetric(float64(len(texts))/(b.Elapsed().Seconds()/float64(b.N)), "texts/s")
+		})
+	}
+}

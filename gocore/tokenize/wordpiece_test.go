@@ -189,10 +189,21 @@ func adversarial(maxLen int) []string {
 }
 
 // randomASCII makes n texts from an alphabet weighted to hit classes, specials and long words.
-func randomASCII(n int, seed uint64) []string {
+func randomASCII(n int, seed uint64) []string { return randomTexts(n, seed, nil) }
+
+// randomMixed adds runes of the fast path's table (letters that lose accents or change case,
+// non-ASCII punctuation, spaces, dropped format characters) and long words of 2-byte letters.
+func randomMixed(n int, seed uint64) []string {
+	return randomTexts(n, seed, []string{"é", "É", "Ü", "ß", "Σ", "ς", "Ω", "ж", "Ж", "’", "“", "—",
+		"…", "«", "™", "®", "→", "×", "€", "\u00a0", "\u2003", "\u00ad", "\u200b", "\u2060", "ǅ",
+		strings.Repeat("é", 99), strings.Repeat("É", 100), strings.Repeat("ü", 101)})
+}
+
+func randomTexts(n int, seed uint64, extra []string) []string {
 	parts := []string{"a", "e", "z", "Q", "th", "ing", "un", "##", " ", " ", "\t", "\n", "\r", "\x01",
 		"\x7f", "\x1f", ".", ",", "!", "'", "-", "[", "]", "[SEP]", "[MASK]", "[CLS]", "[UNK]", "[PAD]",
 		"SEP", "0", "9", "_", "~", "hello", "world", "Tokenization", "supercalifragilistic", "\v", "\f"}
+	parts = append(parts, extra...)
 	r := rand.New(rand.NewPCG(seed, 1))
 	out := make([]string, n)
 	for i := range out {
@@ -220,10 +231,14 @@ func TestFastPathAdversarial(t *testing.T) {
 			if n := sameIDs(t, fast, hf, texts, ""); n != len(texts) {
 				t.Errorf("fast path took %d of %d ASCII texts", n, len(texts))
 			}
+			mixed := randomMixed(3000, uint64(maxLen))
+			if n := sameIDs(t, fast, hf, mixed, ""); n != len(mixed) {
+				t.Errorf("fast path took %d of %d texts of ASCII and table runes", n, len(mixed))
+			}
 			sameIDs(t, fast, hf, texts[:200], "query: ")
 			sameIDs(t, fast, hf, texts[:200], "[SEP] prompt, ")
 			// Runes outside the table before the cut go to HF; after the cut they do not matter.
-			mixed := []string{"café", "naïve x", "x\u00a0y", "中文 text", "a\u200bb", "ok " + "é",
+			mixed = []string{"café", "naïve x", "x\u00a0y", "中文 text", "a\u200bb", "ok " + "é",
 				"e\u0301", strings.Repeat("word ", 300) + "中", "Ünïcödé ’quoted’ — ok"}
 			sameIDs(t, fast, hf, mixed, "")
 			if _, ok := fast.wp.encode("中文 text", maxLen); ok && maxLen > 2 {
@@ -258,7 +273,7 @@ func withNormalizer(doc map[string]any, kv map[string]any) map[string]any {
 func TestFastPathVariants(t *testing.T) {
 	doc := minilmJSON(t)
 	texts, _ := corpus(t)
-	texts = append(append(texts[:2000:2000], adversarial(64)...), randomASCII(2000, 7)...)
+	texts = append(append(texts[:2000:2000], adversarial(64)...), randomMixed(2000, 7)...)
 	bertProc := withNormalizer(doc, nil)
 	bertProc["post_processor"] = map[string]any{"type": "BertProcessing",
 		"sep": []any{"[SEP]", 102}, "cls": []any{"[CLS]", 101}}
