@@ -153,8 +153,8 @@ func TestFastPathCorpus(t *testing.T) {
 		t.Fatalf("all-MiniLM-L6-v2 does not take the fast path: %s", why)
 	}
 	texts, queries := corpus(t)
-	if len(texts) != 54_571 {
-		t.Fatalf("corpus has %d records, want 54,571", len(texts))
+	if len(texts) != 54_571 && os.Getenv("GOEMBED_CORPUS") == "" {
+		t.Fatalf("../shared/corpus has %d records, want 54,571", len(texts))
 	}
 	n := sameIDs(t, fast, hf, texts, "")
 	t.Logf("passages: %d of %d on the fast path", n, len(texts))
