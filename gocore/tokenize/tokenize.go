@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/daulet/tokenizers"
@@ -29,6 +28,8 @@ type Tokenizer struct {
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
+	wp       *wordPiece // the Go fast path for BERT WordPiece tokenizers, or nil (wordpiece.go)
+	wpWhy    string     // why wp is nil
 }
 
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
@@ -69,8 +70,13 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 		CleanText bool   `json:"clean_text"`
 	}
 	_ = json.Unmarshal(doc["normalizer"], &norm)
-	return &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase,
-		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}, nil
+	t := &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase,
+		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}
+	if err := t.useFastPath(raw); err != nil {
+		tk.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
 }
 
 // MaxLen is the truncation length in tokens, special tokens included.
@@ -91,6 +97,11 @@ func (t *Tokenizer) Encode(text string) ([]int32, error) {
 			return nil, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
 		}
 		text = strings.ReplaceAll(text, "\x00", "")
+	}
+	if t.wp != nil {
+		if ids, ok := t.wp.encode(text, t.maxLen); ok {
+			return ids, nil
+		}
 	}
 	// A long text is tokenized from a prefix first: if the prefix already fills maxLen tokens and
 	// ends at whitespace, the truncated ids are those of the whole text. This bounds the work
@@ -121,16 +132,11 @@ func (t *Tokenizer) encode(text string) ([]int32, error) {
 	return ids, nil
 }
 
-// prefixAtSpace returns the end of the last whitespace run that starts before byte n, or -1.
+// prefixAtSpace returns the start of the last space, tab, newline or carriage return before
+// byte n, or -1. Only these four: BERT's clean_text deletes \v, \f and U+0085 (which
+// unicode.IsSpace counts), so a cut there could split what the whole text joins into one word.
 func prefixAtSpace(s string, n int) int {
-	for i := n; i > 0; {
-		r, size := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsSpace(r) {
-			return i - size
-		}
-		i -= size
-	}
-	return -1
+	return strings.LastIndexAny(s[:n], " \t\n\r")
 }
 
 // EncodeBatch tokenizes texts on all cores, each as prompt+text. The error names the index of
