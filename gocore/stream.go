@@ -6,15 +6,23 @@ import (
 	"iter"
 )
 
-// DefaultWindow is how many texts EncodeStream embeds per EncodeWith call when
-// StreamOptions.Window is 0: large enough that length sorting and batching work as well as on
-// a list, small enough that a window's texts and vectors stay a few megabytes.
-const DefaultWindow = 1024
-
 // StreamOptions are EncodeOptions plus the window size of EncodeStream.
 type StreamOptions struct {
 	EncodeOptions
-	Window int // texts embedded per call; default DefaultWindow
+	Window int // texts embedded per EncodeWith call; 0 means DefaultWindow
+}
+
+// DefaultWindow is the window EncodeStream uses when none is given: 8 batches but at least 256
+// texts on the CPU, 32,768 on a GPU. These are the chunks Python's Encoder.encode hands to Go, so
+// a stream and encode on the same texts give the same bits.
+func (e *Encoder) DefaultWindow(batchSize int) int {
+	if batchSize <= 0 {
+		batchSize = 32
+	}
+	if e.Device() != "cpu" {
+		return 32768
+	}
+	return max(8*batchSize, 256)
 }
 
 // EncodeStream embeds an unbounded sequence of texts with bounded memory: it pulls Window texts
@@ -30,7 +38,7 @@ func (e *Encoder) EncodeStream(ctx context.Context, texts iter.Seq[string], o St
 	return func(yield func([]float32, error) bool) {
 		window := o.Window
 		if window == 0 {
-			window = DefaultWindow
+			window = e.DefaultWindow(o.BatchSize)
 		}
 		if window < 0 {
 			yield(nil, fmt.Errorf("window must be positive, got %d", window))
