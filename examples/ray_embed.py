@@ -41,10 +41,12 @@ def embed(ds, model: str = "all-MiniLM-L6-v2", workers: int = 1, rows_per_call: 
     of a node per actor (num_gpus=1 with device="cuda" puts one actor on each GPU). Output rows
     come in input order because Ray Data is told to preserve it.
     """
+    from ray.data import ActorPoolStrategy
+
     out = ds.map_batches(
-        GoembedEmbedder,
+        GoembedEmbedder, compute=ActorPoolStrategy(size=workers),
         fn_constructor_kwargs=dict(model=model, device=device, text_column=text_column, **encode_kwargs),
-        batch_size=rows_per_call, batch_format="numpy", concurrency=workers, num_cpus=num_cpus, num_gpus=num_gpus,
+        batch_size=rows_per_call, batch_format="numpy", num_cpus=num_cpus, num_gpus=num_gpus,
     )
     # a Dataset executes with the DataContext it was made with (a copy of the current one)
     out.context.execution_options.preserve_order = True

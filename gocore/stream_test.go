@@ -113,6 +113,7 @@ func TestEncodeStreamStops(t *testing.T) {
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		n := 0
 		var last error
 		for vec, err := range e.EncodeStream(ctx, slices.Values(texts), StreamOptions{Window: 5}) {
