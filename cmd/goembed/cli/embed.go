@@ -102,7 +102,11 @@ func runEmbed(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	if total >= 0 && done == total {
-		if !*quiet {
+		switch {
+		case *quiet:
+		case total == 0:
+			fmt.Fprintf(env.Stderr, "goembed embed: %s has no records; %s holds no rows\n", *input, *outPath)
+		default:
 			fmt.Fprintf(env.Stderr, "goembed embed: %s already holds all %d rows\n", *outPath, done)
 		}
 		return nil
