@@ -43,7 +43,7 @@ GOIMPORTS := $(BIN)/goimports
 
 # ---- the extension -------------------------------------------------------------------------
 # everything the Go side of the extension is built from (shaders/ may be embedded)
-NATIVE_SRC := go.mod go.sum $(shell find gocore pybind shaders metalbridge -path pybind/goembed -prune \
+NATIVE_SRC := go.mod go.sum $(shell find gocore cmd pybind shaders metalbridge -path pybind/goembed -prune \
 	-o -type f -not -name '*_test.go' -print 2>/dev/null)
 NATIVE_DEPS := $(NATIVE_SRC) $(TOKLIB) $(GOPY) $(GOIMPORTS) scripts/build_native.sh
 NATIVE_DIR := pybind/goembed/_native

@@ -141,6 +141,21 @@ class Encoder:
             return list(out) if not single else out
         return out
 
+    def encode_iter(self, sentences: Iterable[str], batch_size: int = 32, chunk_size: int | None = None,
+                    **kwargs: Any):
+        """Embed an iterable of any length (a generator, a file of lines) with bounded memory:
+        yields one embedding row (shape (dim,), float32) per text, in input order.
+
+        Texts are pulled lazily, ``chunk_size`` at a time (default: the chunks ``encode`` hands to
+        the engine, so on the same device the rows equal ``encode``'s bit for bit), and each chunk
+        is embedded with ``encode(chunk, batch_size=..., **kwargs)`` (prompt, prompt_name,
+        normalize_embeddings, truncate_dim, ...). At most one chunk of texts and embeddings is
+        held; rows of a chunk are views of one array. A non-str item raises TypeError naming its
+        index in the stream, when its chunk is reached.
+        """
+        from ._stream import encode_iter
+        return encode_iter(self, sentences, batch_size=batch_size, chunk_size=chunk_size, **kwargs)
+
     def encode_query(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
         """encode() with the model's "query" prompt, if it has one (as sentence-transformers)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
