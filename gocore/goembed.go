@@ -85,7 +85,7 @@ func Load(model string, opts Options) (*Encoder, error) {
 		return nil, err
 	}
 	notes = append(notes, "device: "+be.Describe())
-	return &Encoder{Model: m, Notes: notes, dim: net.Hidden(), tok: tok, be: be, net: net}, nil
+	return &Encoder{Model: m, Notes: notes, dim: net.Dim(), tok: tok, be: be, net: net}, nil
 }
 
 // Dim is the embedding dimension.
@@ -135,14 +135,27 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
 	}
-	if o.Prompt != "" && !e.Model.IncludePrompt {
-		return errors.New("prompts with include_prompt=false pooling are not supported yet")
-	}
 	ids, err := e.Tokenize(texts, o.Prompt)
 	if err != nil {
 		return err
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	out := arch.Output{Normalize: o.Normalize}
+	if o.Prompt != "" && !e.Model.IncludePrompt {
+		if out.Skip, err = e.promptLength(o.Prompt); err != nil {
+			return err
+		}
+	}
+	return e.encodeIDs(ids, dst, o.BatchSize, out)
+}
+
+// promptLength is the number of leading tokens include_prompt=false leaves out of pooling.
+func (e *Encoder) promptLength(prompt string) (int, error) {
+	e.tokMu.RLock()
+	defer e.tokMu.RUnlock()
+	if e.tok == nil {
+		return 0, ErrClosed
+	}
+	return e.tok.PromptLength(prompt)
 }
 
 // EncodeIDs embeds sequences of token ids (special tokens included, as Tokenize returns them)
@@ -169,11 +182,11 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 			return fmt.Errorf("sequence %d has %d tokens, more than max_seq_length %d", i, len(s), e.Model.MaxSeqLength)
 		}
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	return e.encodeIDs(ids, dst, o.BatchSize, arch.Output{Normalize: o.Normalize})
 }
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
-func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, o arch.Output) error {
 	H := e.Dim()
 	// Identical token sequences are computed once: it saves work on repetitive corpora and
 	// guarantees duplicates get bitwise identical vectors.
@@ -182,7 +195,6 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 	for j, i := range uniq {
 		lengths[j] = len(ids[i])
 	}
-	normalize = normalize || e.Model.Normalize
 	var host []float32
 	budget := tokenBudget
 	if e.be.Name() != "cpu" {
@@ -194,7 +206,7 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 		}
 		in := pack(ids, plan)
 		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
-		if err := e.forward(in, host, normalize); err != nil {
+		if err := e.forward(in, host, o); err != nil {
 			return err
 		}
 		for j, i := range plan.Index {
@@ -233,14 +245,14 @@ func dedupe(ids [][]int32) (uniq, firstOf []int) {
 	return uniq, firstOf
 }
 
-// forward runs one packed batch under the device lock and downloads the pooled rows.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error {
+// forward runs one packed batch under the device lock and downloads the sentence embeddings.
+func (e *Encoder) forward(in *arch.Batch, host []float32, o arch.Output) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.net == nil {
 		return ErrClosed
 	}
-	pooled, err := e.net.Forward(in, e.Model.Pooling, normalize)
+	pooled, err := e.net.Forward(in, o)
 	if err != nil {
 		return err
 	}

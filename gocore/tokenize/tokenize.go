@@ -25,6 +25,7 @@ type Tokenizer struct {
 	tk        *tokenizers.Tokenizer
 	maxLen    int
 	lowerCase bool
+	special   map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
@@ -60,8 +61,45 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 		CleanText bool   `json:"clean_text"`
 	}
 	_ = json.Unmarshal(doc["normalizer"], &norm)
-	return &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase,
+	return &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase, special: specialIDs(doc),
 		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}, nil
+}
+
+// specialIDs collects the special tokens of tokenizer.json: added tokens marked special and the
+// tokens its post-processor inserts (TemplateProcessing's special_tokens, BertProcessing's and
+// RobertaProcessing's cls and sep).
+func specialIDs(doc map[string]json.RawMessage) map[int32]bool {
+	ids := map[int32]bool{}
+	var added []struct {
+		ID      int32 `json:"id"`
+		Special bool  `json:"special"`
+	}
+	_ = json.Unmarshal(doc["added_tokens"], &added)
+	for _, a := range added {
+		if a.Special {
+			ids[a.ID] = true
+		}
+	}
+	var post struct {
+		Special map[string]struct {
+			IDs []int32 `json:"ids"`
+		} `json:"special_tokens"`
+		Sep []json.RawMessage `json:"sep"` // ["[SEP]", 102]
+		CLS []json.RawMessage `json:"cls"`
+	}
+	_ = json.Unmarshal(doc["post_processor"], &post)
+	for _, sp := range post.Special {
+		for _, id := range sp.IDs {
+			ids[id] = true
+		}
+	}
+	for _, pair := range [][]json.RawMessage{post.Sep, post.CLS} {
+		var id int32
+		if len(pair) == 2 && json.Unmarshal(pair[1], &id) == nil {
+			ids[id] = true
+		}
+	}
+	return ids
 }
 
 // MaxLen is the truncation length in tokens, special tokens included.
@@ -178,15 +216,19 @@ func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
 	return t.Encode(text)
 }
 
-// PromptLength is the number of tokens a prompt contributes at the start of a sequence
-// (its ids without the trailing separator), as sentence-transformers computes it for
-// include_prompt=false.
+// PromptLength is the number of tokens a prompt contributes at the start of a sequence, as
+// sentence-transformers computes it for include_prompt=false: the prompt's ids alone (special
+// tokens included, truncated like a text), less the last one if it is a special token.
 func (t *Tokenizer) PromptLength(prompt string) (int, error) {
 	ids, err := t.Encode(prompt)
 	if err != nil {
 		return 0, err
 	}
-	return max(len(ids)-1, 0), nil
+	n := len(ids)
+	if n > 0 && t.special[ids[n-1]] {
+		n--
+	}
+	return n, nil
 }
 
 // Close frees the tokenizer.
