@@ -22,17 +22,17 @@ import (
 
 // Tokenizer is safe for concurrent use.
 type Tokenizer struct {
-	tk        *tokenizers.Tokenizer
-	maxLen    int
-	lowerCase bool
-	special   map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
+	tk      *tokenizers.Tokenizer
+	maxLen  int
+	special map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
 }
 
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
-// lowerCase lowercases texts first, as sentence-transformers does for do_lower_case models.
+// lowerCase lowercases texts first, as sentence-transformers 6 does for do_lower_case models:
+// a Lowercase normalizer put in front of tokenizer.json's own, unless that already is or holds one.
 func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -48,6 +48,21 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0})
 	doc["truncation"] = trunc
 	doc["padding"] = json.RawMessage("null")
+	var norm struct {
+		Type        string            `json:"type"`
+		CleanText   bool              `json:"clean_text"`
+		Normalizers []json.RawMessage `json:"normalizers"`
+	}
+	_ = json.Unmarshal(doc["normalizer"], &norm)
+	if lowerCase && !hasLowercase(norm.Type, norm.Normalizers) {
+		seq := []json.RawMessage{json.RawMessage(`{"type":"Lowercase"}`)}
+		if norm.Type == "Sequence" {
+			seq = append(seq, norm.Normalizers...)
+		} else if n := doc["normalizer"]; len(n) > 0 && string(n) != "null" {
+			seq = append(seq, n)
+		}
+		doc["normalizer"], _ = json.Marshal(map[string]any{"type": "Sequence", "normalizers": seq})
+	}
 	patched, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err
@@ -56,13 +71,23 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot build tokenizer: %v", path, err)
 	}
-	var norm struct {
-		Type      string `json:"type"`
-		CleanText bool   `json:"clean_text"`
-	}
-	_ = json.Unmarshal(doc["normalizer"], &norm)
-	return &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase, special: specialIDs(doc),
+	return &Tokenizer{tk: tk, maxLen: maxLen, special: specialIDs(doc),
 		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}, nil
+}
+
+// hasLowercase says a normalizer is Lowercase or a Sequence holding one (sentence-transformers'
+// _has_lowercase: BertNormalizer's own lowercase option does not count).
+func hasLowercase(typ string, seq []json.RawMessage) bool {
+	if typ == "Lowercase" {
+		return true
+	}
+	for _, n := range seq {
+		var sub struct{ Type string }
+		if json.Unmarshal(n, &sub) == nil && sub.Type == "Lowercase" {
+			return typ == "Sequence"
+		}
+	}
+	return false
 }
 
 // specialIDs collects the special tokens of tokenizer.json: added tokens marked special and the
@@ -107,9 +132,6 @@ func (t *Tokenizer) MaxLen() int { return t.maxLen }
 
 // Encode returns the ids of one text with special tokens, truncated at MaxLen.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
-	if t.lowerCase {
-		text = strings.ToLower(text)
-	}
 	if strings.IndexByte(text, 0) >= 0 {
 		if !t.stripNUL {
 			return nil, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
