@@ -91,6 +91,8 @@ class Encoder:
         Texts are sorted by length, batched (``batch_size`` sequences per forward), embedded and
         put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
         the first dimensions (then normalises if asked), as sentence-transformers does.
+        ``output_value="token_embeddings"`` returns per text a float32 array (n_tokens, hidden)
+        instead, ``output_value=None`` per text a dict (see ``_encode_outputs``).
         """
         if "inputs" in kwargs and sentences is None:
             sentences = kwargs.pop("inputs")
