@@ -14,7 +14,7 @@ import (
 // output_value="token_embeddings"; o.Normalize does not apply to token vectors there either.
 func (e *Encoder) EncodeTokens(texts []string, o EncodeOptions) ([][]float32, error) {
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return nil, fmt.Errorf("batch size must be positive, got %d", o.BatchSize)

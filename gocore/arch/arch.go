@@ -51,19 +51,34 @@ func Load(b backend.Backend, m *modeldir.Model) (Encoder, error) {
 	switch m.Config.ModelType {
 	case "bert":
 		enc, err := loadBert(b, w, m.Config)
-		if err != nil {
-			return nil, err
-		}
-		h, err := loadHead(b, m, enc.H)
-		if err != nil {
-			enc.Close()
-			return nil, err
-		}
-		enc.setHead(h)
-		return enc, nil
+		return withHead(b, m, enc, err)
+	case "mpnet":
+		enc, err := loadMPNet(b, w, m.Config)
+		return withHead(b, m, enc, err)
 	default:
-		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert)", m.Dir, m.Config.ModelType)
+		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert, mpnet)", m.Dir, m.Config.ModelType)
 	}
+}
+
+// headed is an architecture whose pooling and later modules come from the model folder.
+type headed interface {
+	Encoder
+	setHead(*head)
+}
+
+// withHead gives a freshly loaded architecture (unless loading it failed with err) the model's
+// Pooling, Dense and Normalize modules, and closes it if they cannot be loaded.
+func withHead[E headed](b backend.Backend, m *modeldir.Model, enc E, err error) (Encoder, error) {
+	if err != nil {
+		return nil, err
+	}
+	h, err := loadHead(b, m, enc.Hidden())
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	enc.setHead(h)
+	return enc, nil
 }
 
 // checkpoint reads named tensors from a checkpoint into backend tensors, checking shapes. A
