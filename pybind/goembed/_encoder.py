@@ -241,7 +241,7 @@ class Encoder:
             raise ValueError("this Encoder is closed")
         tokens = []
         hidden = int(self._info["hidden_size"])
-        chunk = _GPU_CHUNK if self.device != "cpu" else max(batch_size * 8, _CPU_CHUNK)
+        chunk = _GPU_CHUNK if self.device != "cpu" else max((batch_size or 32) * 8, _CPU_CHUNK)
         for start in range(0, len(texts), chunk):
             part = texts[start:start + chunk]
             ids = self.tokenize(part, prompt=prompt)
@@ -249,7 +249,7 @@ class Encoder:
             flat = np.empty(int(lens.sum()) * hidden, dtype=np.float32)
             buf, offs = _pack(part, first_index=start)
             _api.call("EncodeTokens", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
-                      flat.ctypes.data, flat.size, int(batch_size), prompt)
+                      flat.ctypes.data, flat.size, int(batch_size or 0), prompt)
             rows = np.split(flat.reshape(-1, hidden), np.cumsum(lens)[:-1])
             if output_value is None:
                 rows = [{"input_ids": np.asarray(i, dtype=np.int64), "attention_mask": np.ones(len(i), dtype=np.int64),
