@@ -40,10 +40,10 @@ type EncodeOptions struct {
 // 16,384 on the CPU; a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
 // fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
 // take about 0.6 GB).
-const (
-	tokenBudget    = 16384
-	gpuTokenBudget = 65536
-)
+const tokenBudget = 16384
+
+// gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go).
+var gpuTokenBudget = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
 
 // defaultBatchSize is the batch size when the caller gives none: sentence-transformers' 32 on
 // the CPU (where a bigger batch gains nothing); on a GPU, whatever fits the token budget (a

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/daulet/tokenizers"
@@ -28,6 +27,8 @@ type Tokenizer struct {
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
+	wp       *wordPiece // the Go fast path for BERT WordPiece tokenizers, or nil (wordpiece.go)
+	wpWhy    string     // why wp is nil
 }
 
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
@@ -71,8 +72,14 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot build tokenizer: %v", path, err)
 	}
-	return &Tokenizer{tk: tk, maxLen: maxLen, special: specialIDs(doc),
-		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}, nil
+	t := &Tokenizer{tk: tk, maxLen: maxLen, special: specialIDs(doc),
+		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}
+	// The fast path reads the patched file: a Lowercase put in front turns it off.
+	if err := t.useFastPath(patched); err != nil {
+		tk.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
 }
 
 // hasLowercase says a normalizer is Lowercase or a Sequence holding one (sentence-transformers'
@@ -141,6 +148,11 @@ func (t *Tokenizer) Encode(text string) ([]int32, error) {
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("text is not valid UTF-8")
 	}
+	if t.wp != nil {
+		if ids, ok := t.wp.encode(text, t.maxLen); ok {
+			return ids, nil
+		}
+	}
 	// A long text is tokenized from a prefix first: if the prefix already fills maxLen tokens and
 	// ends at whitespace, the truncated ids are those of the whole text. This bounds the work
 	// for multi-megabyte strings; the prefix doubles until it fills or covers the text.
@@ -165,16 +177,11 @@ func (t *Tokenizer) encode(text string) []int32 {
 	return ids
 }
 
-// prefixAtSpace returns the end of the last whitespace run that starts before byte n, or -1.
+// prefixAtSpace returns the start of the last space, tab, newline or carriage return before
+// byte n, or -1. Only these four: BERT's clean_text deletes \v, \f and U+0085 (which
+// unicode.IsSpace counts), so a cut there could split what the whole text joins into one word.
 func prefixAtSpace(s string, n int) int {
-	for i := n; i > 0; {
-		r, size := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsSpace(r) {
-			return i - size
-		}
-		i -= size
-	}
-	return -1
+	return strings.LastIndexAny(s[:n], " \t\n\r")
 }
 
 // EncodeBatch tokenizes texts on all cores, each as prompt+text. The error names the index of
