@@ -128,17 +128,32 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
 	}
+	out := arch.Output{Normalize: o.Normalize}
 	if o.Prompt != "" && !e.Model.IncludePrompt {
-		return errors.New("prompts with include_prompt=false pooling are not supported yet")
+		var err error
+		if out.Skip, err = e.promptLength(o.Prompt); err != nil {
+			return err
+		}
 	}
 	if e.pipelined(len(texts)) {
-		return e.encodePipelined(texts, dst, o)
+		return e.encodePipelined(texts, dst, o, out)
 	}
 	ids, err := e.Tokenize(texts, o.Prompt)
 	if err != nil {
 		return err
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	return e.encodeIDs(ids, dst, o.BatchSize, out)
+}
+
+// promptLength is the number of leading tokens include_prompt=false leaves out of pooling.
+func (e *Encoder) promptLength(prompt string) (int, error) {
+	sh := e.sh
+	sh.tokMu.RLock()
+	defer sh.tokMu.RUnlock()
+	if e.closed.Load() || sh.tok == nil {
+		return 0, ErrClosed
+	}
+	return sh.tok.PromptLength(prompt)
 }
 
 // EncodeIDs embeds sequences of token ids (special tokens included, as Tokenize returns them)
@@ -165,13 +180,13 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 			return fmt.Errorf("sequence %d has %d tokens, more than max_seq_length %d", i, len(s), e.Model.MaxSeqLength)
 		}
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	return e.encodeIDs(ids, dst, o.BatchSize, arch.Output{Normalize: o.Normalize})
 }
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
-func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, o arch.Output) error {
 	d := newDeduper(len(ids))
-	if err := e.encodeRows(ids, d.add(ids, 0, len(ids)), dst, batchSize, normalize); err != nil {
+	if err := e.encodeRows(ids, d.add(ids, 0, len(ids)), dst, batchSize, o); err != nil {
 		return err
 	}
 	d.copyDuplicates(dst, e.Dim())
@@ -180,17 +195,17 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 
 // encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
 // of dst.
-func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize int, normalize bool) error {
+func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize int, o arch.Output) error {
 	budget := tokenBudget
 	if e.Device() != "cpu" {
 		budget = gpuTokenBudget
 	}
-	return e.encodeRowsUnder(ids, rows, dst, batchSize, budget, normalize || e.Model.Normalize)
+	return e.encodeRowsUnder(ids, rows, dst, batchSize, budget, o)
 }
 
 // encodeRowsUnder is encodeRows with batches of at most budget tokens. A batch that runs out
 // of device memory is run again, with the rest, under half its tokens (oom.go).
-func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batchSize, budget int, normalize bool) error {
+func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batchSize, budget int, o arch.Output) error {
 	H := e.Dim()
 	lengths := make([]int, len(rows))
 	for j, i := range rows {
@@ -213,7 +228,7 @@ func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batc
 		tr.packed(in.B(), in.T())
 		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
 		bufs[k%2] = host
-		err := e.forward(in, host, normalize, &tr, pending)
+		err := e.forward(in, host, o, &tr, pending)
 		if errors.Is(err, backend.ErrOutOfMemory) {
 			// batch k-1's rows may not be out yet (copying them twice is harmless)
 			if pending != nil {
@@ -225,7 +240,7 @@ func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batc
 			if err != nil {
 				return err
 			}
-			return e.encodeRowsUnder(ids, rest, dst, batchSize, smaller, normalize)
+			return e.encodeRowsUnder(ids, rest, dst, batchSize, smaller, o)
 		}
 		if err != nil {
 			return err
@@ -290,10 +305,10 @@ func (d *deduper) copyDuplicates(dst []float32, H int) {
 	}
 }
 
-// forward runs one packed batch under the device lock and downloads the pooled rows. overlap,
+// forward runs one packed batch under the device lock and downloads the sentence embeddings. overlap,
 // when not nil, runs after the forward is enqueued and before its download: host work that a
 // GPU's computation hides.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace, overlap func() error) error {
+func (e *Encoder) forward(in *arch.Batch, host []float32, o arch.Output, tr *stageTrace, overlap func() error) error {
 	sh := e.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -301,7 +316,7 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *st
 		return ErrClosed
 	}
 	debugPanicHere()
-	pooled, err := sh.net.Forward(in, e.Model.Pooling, normalize)
+	pooled, err := sh.net.Forward(in, o)
 	if err == nil {
 		tr.launched()
 		if overlap != nil {

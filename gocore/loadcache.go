@@ -128,7 +128,7 @@ func (sh *shared) load(m *modeldir.Model, opts Options) error {
 		l.SetAllocLimit(n)
 	}
 	sh.notes = append(notes, "device: "+be.Describe())
-	sh.dim, sh.tok, sh.be, sh.net = net.Hidden(), tok, be, net
+	sh.dim, sh.tok, sh.be, sh.net = net.Dim(), tok, be, net
 	return nil
 }
 

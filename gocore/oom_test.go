@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goembed/goembed/gocore/arch"
 	"github.com/goembed/goembed/gocore/backend"
 	"github.com/goembed/goembed/gocore/schedule"
 )
@@ -55,7 +56,7 @@ func TestOutOfMemorySplitsTheBatch(t *testing.T) {
 	}
 	dst := make([]float32, len(long)*e.Dim())
 	ids, _ := e.Tokenize(long, "")
-	if err := e.forward(pack(ids, planAll(ids)), dst, false, &stageTrace{}, nil); !errors.Is(err, backend.ErrOutOfMemory) {
+	if err := e.forward(pack(ids, planAll(ids)), dst, arch.Output{}, &stageTrace{}, nil); !errors.Is(err, backend.ErrOutOfMemory) {
 		t.Fatalf("a forward of 32 sequences under the limit: %v, want ErrOutOfMemory", err)
 	}
 

@@ -34,7 +34,7 @@ var traceStages = os.Getenv("GOEMBED_TRACE") == "1"
 // encodePipelined is EncodeWith for a GPU and more than one window of texts: a goroutine
 // tokenizes window k+1 while this one runs the forwards of window k. Duplicates are found across
 // the whole call, as in encodeIDs.
-func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions) error {
+func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions, out arch.Output) error {
 	type window struct {
 		start, end int
 		err        error
@@ -76,7 +76,7 @@ func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions
 		}
 		tokenizing += w.took
 		tc := time.Now()
-		if err := e.encodeRows(ids, d.add(ids, w.start, w.end), dst, o.BatchSize, o.Normalize); err != nil {
+		if err := e.encodeRows(ids, d.add(ids, w.start, w.end), dst, o.BatchSize, out); err != nil {
 			return err
 		}
 		computing += time.Since(tc)

@@ -39,7 +39,7 @@ type (
 	}
 	// poolArgs mirrors PoolArgs in shaders/pool.h.
 	poolArgs struct {
-		H, Mode, Normalize int32
+		H, Mode, Normalize, Skip int32
 	}
 )
 

@@ -98,6 +98,7 @@ func Info(h int64) (s string, err error) {
 		"model_dir": m.Dir, "source": m.Source, "pooling": m.Pooling.String(), "normalize": m.Normalize,
 		"include_prompt": m.IncludePrompt, "prompts": m.Prompts, "default_prompt_name": m.DefaultPromptName,
 		"similarity_fn_name": m.Similarity, "model_type": m.Config.ModelType,
+		"hidden_size": m.Config.HiddenSize, "dense_modules": len(m.Dense),
 	})
 	return string(b), err
 }
@@ -148,6 +149,40 @@ func Encode(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPt
 			return fmt.Errorf("ValueError: %v", err)
 		}
 		return classify(err)
+	}
+	return nil
+}
+
+// EncodeTokens writes the token embeddings of n texts into dst (float32, dstLen elements): the
+// [n_i, hidden] rows of each text one after another, in input order. The caller sizes dst from
+// Tokenize's counts with the same prompt.
+func EncodeTokens(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, dstLen int, batchSize int, prompt string) (err error) {
+	defer guard(&err)
+	e, err := lookup(h)
+	if err != nil {
+		return err
+	}
+	ts, err := texts(textPtr, textLen, offsPtr, n)
+	if err != nil || n == 0 {
+		return err
+	}
+	rows, err := e.EncodeTokens(ts, gocore.EncodeOptions{BatchSize: batchSize, Prompt: prompt})
+	if err != nil {
+		if err == gocore.ErrClosed {
+			return fmt.Errorf("ValueError: %v", err)
+		}
+		return classify(err)
+	}
+	total := 0
+	for _, r := range rows {
+		total += len(r)
+	}
+	if total != dstLen {
+		return fmt.Errorf("ValueError: token embeddings need %d floats, the buffer holds %d", total, dstLen)
+	}
+	dst := unsafe.Slice((*float32)(mem(dstPtr)), dstLen)
+	for _, r := range rows {
+		dst = dst[copy(dst, r):]
 	}
 	return nil
 }

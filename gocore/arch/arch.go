@@ -24,17 +24,25 @@ func (b *Batch) T() int { return len(b.IDs) }
 
 // Encoder is a loaded architecture.
 type Encoder interface {
-	// Hidden is the width of the token (and pooled) vectors.
+	// Hidden is the width of the token vectors.
 	Hidden() int
-	// Forward runs the batch and pools it: the first B rows of the returned [*, Hidden] tensor
-	// are the sequences' vectors. The tensor belongs to the encoder's workspace and holds them
+	// Dim is the width of the sentence embedding: the pooling modes times Hidden, or the last
+	// Dense module's out_features.
+	Dim() int
+	// Forward runs the batch through the transformer and the model's sentence-transformers
+	// modules (Pooling, Dense, Normalize): the first B rows of the returned [*, Dim] tensor are
+	// the sequences' embeddings. The tensor belongs to the encoder's workspace and holds them
 	// until the next Forward.
-	Forward(in *Batch, pool backend.Pooling, normalize bool) (backend.Tensor, error)
+	Forward(in *Batch, o Output) (backend.Tensor, error)
+	// Tokens is the last hidden state of the last Forward, [*, Hidden]: its first T rows are the
+	// batch's token vectors in packed order, until the next Forward.
+	Tokens() backend.Tensor
 	// Close frees the weights and workspace.
 	Close()
 }
 
-// Load builds the encoder for a model's config.json on backend b.
+// Load builds the encoder for a model's config.json on backend b, with the model's Pooling,
+// Dense and Normalize modules.
 func Load(b backend.Backend, m *modeldir.Model) (Encoder, error) {
 	w, err := weights.Open(m.Weights...)
 	if err != nil {
@@ -43,12 +51,35 @@ func Load(b backend.Backend, m *modeldir.Model) (Encoder, error) {
 	defer w.Close() // weights are copied to the backend
 	switch m.Config.ModelType {
 	case "bert":
-		return loadBert(b, w, m.Config)
+		enc, err := loadBert(b, w, m.Config)
+		return withHead(b, m, enc, err)
 	case "mpnet":
-		return loadMPNet(b, w, m.Config)
+		enc, err := loadMPNet(b, w, m.Config)
+		return withHead(b, m, enc, err)
 	default:
 		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert, mpnet)", m.Dir, m.Config.ModelType)
 	}
+}
+
+// headed is an architecture whose pooling and later modules come from the model folder.
+type headed interface {
+	Encoder
+	setHead(*head)
+}
+
+// withHead gives a freshly loaded architecture (unless loading it failed with err) the model's
+// Pooling, Dense and Normalize modules, and closes it if they cannot be loaded.
+func withHead[E headed](b backend.Backend, m *modeldir.Model, enc E, err error) (Encoder, error) {
+	if err != nil {
+		return nil, err
+	}
+	h, err := loadHead(b, m, enc.Hidden())
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	enc.setHead(h)
+	return enc, nil
 }
 
 // checkpoint reads named tensors from a checkpoint into backend tensors, checking shapes. A

@@ -20,6 +20,7 @@ type Bert struct {
 	word, pos, typ     backend.Tensor
 	embNormW, embNormB backend.Tensor
 	layers             []bertLayer
+	head               *head
 	ckpt               *checkpoint
 	ws                 *workspace
 }
@@ -50,7 +51,7 @@ func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert,
 		c.prefix = "bert."
 	}
 	m := &Bert{b: b, H: H, NH: NH, HD: H / NH, F: F, L: L, vocab: cfg.VocabSize, maxPos: cfg.MaxPositionEmbeddings,
-		eps: float32(cfg.LayerNormEps), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
+		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -102,8 +103,19 @@ func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert,
 // Hidden is the model width.
 func (m *Bert) Hidden() int { return m.H }
 
-// Forward embeds, runs the layers and pools; see Encoder.Forward.
-func (m *Bert) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend.Tensor, error) {
+// Dim is the width of the sentence embedding.
+func (m *Bert) Dim() int { return m.head.dim() }
+
+// Tokens is the last hidden state of the last Forward; see Encoder.Tokens.
+func (m *Bert) Tokens() backend.Tensor { return m.ws.bufs["hidden"] }
+
+func (m *Bert) setHead(h *head) {
+	m.head.free(m.b)
+	m.head = h
+}
+
+// Forward embeds, runs the layers and the sentence-transformers modules; see Encoder.Forward.
+func (m *Bert) Forward(in *Batch, o Output) (backend.Tensor, error) {
 	b, H, F := m.b, m.H, m.F
 	if in.MaxLen > m.maxPos {
 		return nil, fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", in.MaxLen, m.maxPos)
@@ -125,7 +137,7 @@ func (m *Bert) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend
 	ctx := ws.get("attn_ctx", T*H)
 	proj := ws.get("proj", T*H)
 	ffn := ws.get("ffn_act", T*F)
-	out := ws.get("pooled", B*H)
+	hb := m.head.buffers(ws, B)
 	if err := ws.failed(); err != nil {
 		return nil, err
 	}
@@ -141,30 +153,31 @@ func (m *Bert) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend
 			b.Linear(proj, ffn, l.ffnOutW, l.ffnOutB, T, F, H, backend.ActNone)
 			b.AddLayerNorm(x, proj, x, l.outNormW, l.outNormB, T, H, m.eps)
 		}
-		b.Pool(out, x, seqs, B, H, pool, normalize)
+		m.head.forward(b, x, seqs, B, o, hb)
 	}
 	if graphs && ws.grew {
 		g.ForgetGraphs() // they name tensors that were just replaced
 		ws.grew = false
 	}
 	if replay {
-		g.Replay(graphKey{s, pool, normalize}, forward)
+		g.Replay(graphKey{s, m.head.pool, o}, forward)
 	} else {
 		forward()
 	}
-	return out, nil
+	return m.head.result(hb, o), nil
 }
 
-// graphKey names a captured forward: the launch shape and the pooling; the tensors are the
-// workspace's, which stay put until it grows (then every graph is forgotten).
+// graphKey names a captured forward: the launch shape, the pooling and the output options; the
+// tensors are the workspace's, which stay put until it grows (then every graph is forgotten).
 type graphKey struct {
 	shape
-	pool      backend.Pooling
-	normalize bool
+	pool backend.Pooling
+	Output
 }
 
 // Close frees weights and workspace.
 func (m *Bert) Close() {
+	m.head.free(m.b)
 	m.ckpt.free()
 	m.ws.free()
 }

@@ -152,7 +152,8 @@ func TestShapeBuckets(t *testing.T) {
 
 func forward(t *testing.T, m *Bert, b backend.Backend, in *Batch, pool backend.Pooling) []float32 {
 	t.Helper()
-	out, err := m.Forward(in, pool, true)
+	m.head.pool = pool
+	out, err := m.Forward(in, Output{Normalize: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,4 +182,137 @@ func TestBucketSizes(t *testing.T) {
 	if s, replay := bucket(big, true); replay || s.T != 5000 {
 		t.Errorf("bucket above graphTokens = %v, %v", s, replay)
 	}
+}
+
+// denseSpec is one Dense layer of a test head.
+type denseSpec struct {
+	in, out int
+	act     backend.Activation
+	bias    bool
+}
+
+// denseHead builds a head by hand: the given pooling, then Dense layers of random weights,
+// returned also on the host (weights [out, in] then bias [out] per layer).
+func denseHead(b backend.Backend, hidden int, pool backend.Pooling, normalize bool, specs []denseSpec) (*head, [][]float32) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	h := &head{hidden: hidden, pool: pool, normalize: normalize}
+	var host [][]float32
+	for _, d := range specs {
+		w := make([]float32, d.out*d.in+d.out)
+		for i := range w {
+			w[i] = float32(rng.Float64()*2-1) * 0.3
+		}
+		host = append(host, w)
+		l := denseLayer{in: d.in, out: d.out, act: d.act, w: b.Upload(w[:d.out*d.in])}
+		h.owned = append(h.owned, l.w)
+		if d.bias {
+			l.bias = b.Upload(w[d.out*d.in:])
+			h.owned = append(h.owned, l.bias)
+		}
+		h.dense = append(h.dense, l)
+	}
+	return h, host
+}
+
+// TestHead runs the sentence-transformers modules after the tiny BERT: two pooling modes with
+// a skipped prompt, Dense (tanh, bias) and Dense (identity, no bias), then normalisation, and
+// checks them against a host computation from the token vectors Tokens returns; and the same
+// through recorded graphs (Tape).
+func TestHead(t *testing.T) {
+	w, cfg := tinyBert(t)
+	H := cfg.HiddenSize
+	rng := rand.New(rand.NewPCG(3, 4))
+	in := batchOf(rng, 9, 4, 17, 2)
+	const skip = 3
+	pool := backend.PoolCLS | backend.PoolWeightedMean
+	layers := []denseSpec{{2 * H, 24, backend.ActTanh, true}, {24, 10, backend.ActNone, false}}
+	for _, taped := range []bool{false, true} {
+		c, err := cpu.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var b backend.Backend = c
+		if taped {
+			b = backendtest.Tape(c)
+		}
+		m, err := loadBert(b, w, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		h, host := denseHead(b, H, pool, true, layers)
+		m.setHead(h)
+		if m.Dim() != 10 {
+			t.Fatalf("Dim %d, want 10", m.Dim())
+		}
+		out, err := m.Forward(in, Output{Skip: skip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, in.B()*10)
+		tokens := make([]float32, in.T()*H)
+		if err := b.Download(got, out); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Download(tokens, m.Tokens()); err != nil {
+			t.Fatal(err)
+		}
+		want := headReference(tokens, in.SeqStarts, H, skip, host, layers)
+		if msg := backendtest.Compare(got, want, 10, 1e-5); msg != "" {
+			t.Errorf("taped %v: head differs from the host reference: %s", taped, msg)
+		}
+	}
+}
+
+// headReference computes cls+weightedmean pooling (skipping skip tokens), the Dense layers and
+// L2 normalisation on the host in float64.
+func headReference(tokens []float32, st []int32, H, skip int, host [][]float32, layers []denseSpec) []float32 {
+	var out []float32
+	for s := 0; s+1 < len(st); s++ {
+		s0, s1 := int(st[s]), int(st[s+1])
+		first := s0 + min(skip, s1-s0)
+		v := make([]float64, 2*H)
+		var wt float64
+		cls := first
+		if first == s1 { // all skipped: sentence-transformers' argmax over an empty mask is row 0
+			cls = s0
+		}
+		for j := range H {
+			v[j] = float64(tokens[cls*H+j])
+		}
+		for r := first; r < s1; r++ {
+			w := float64(r - s0 + 1)
+			wt += w
+			for j := range H {
+				v[H+j] += w * float64(tokens[r*H+j])
+			}
+		}
+		for j := range H {
+			v[H+j] /= max(wt, 1e-9)
+		}
+		for i, l := range layers {
+			y := make([]float64, l.out)
+			for o := range l.out {
+				for k := range l.in {
+					y[o] += float64(host[i][o*l.in+k]) * v[k]
+				}
+				if l.bias {
+					y[o] += float64(host[i][l.out*l.in+o])
+				}
+				if l.act == backend.ActTanh {
+					y[o] = math.Tanh(y[o])
+				}
+			}
+			v = y
+		}
+		var ss float64
+		for _, x := range v {
+			ss += x * x
+		}
+		for _, x := range v {
+			out = append(out, float32(x/math.Sqrt(ss)))
+		}
+	}
+	return out
 }

@@ -24,6 +24,7 @@ type MPNet struct {
 	embNormW, embNormB backend.Tensor
 	rel                backend.Tensor // [NH, 2*maxPos-1] float32: bias by relative position j-i
 	layers             []bertLayer
+	head               *head
 	ckpt               *checkpoint
 	ws                 *workspace
 	positions          []int32
@@ -60,7 +61,7 @@ func loadMPNet(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *MPNe
 		c.prefix = "mpnet."
 	}
 	m := &MPNet{b: b, ba: ba, H: H, NH: NH, HD: H / NH, F: F, L: L, vocab: cfg.VocabSize, maxPos: cfg.MaxPositionEmbeddings,
-		eps: float32(cfg.LayerNormEps), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
+		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -148,8 +149,19 @@ func relativeBiasTable(buckets []float32, NH, R int) []float32 {
 // Hidden is the model width.
 func (m *MPNet) Hidden() int { return m.H }
 
-// Forward embeds, runs the layers and pools; see Encoder.Forward.
-func (m *MPNet) Forward(in *Batch, pool backend.Pooling, normalize bool) (backend.Tensor, error) {
+// Dim is the width of the sentence embedding.
+func (m *MPNet) Dim() int { return m.head.dim() }
+
+// Tokens is the last hidden state of the last Forward; see Encoder.Tokens.
+func (m *MPNet) Tokens() backend.Tensor { return m.ws.bufs["hidden"] }
+
+func (m *MPNet) setHead(h *head) {
+	m.head.free(m.b)
+	m.head = h
+}
+
+// Forward embeds, runs the layers and the sentence-transformers modules; see Encoder.Forward.
+func (m *MPNet) Forward(in *Batch, o Output) (backend.Tensor, error) {
 	b, H, F := m.b, m.H, m.F
 	if in.MaxLen+mpnetPad >= m.maxPos {
 		return nil, fmt.Errorf("sequence of %d tokens exceeds MPNet's %d positions (max_position_embeddings %d less padding_idx + 1)",
@@ -185,7 +197,7 @@ func (m *MPNet) Forward(in *Batch, pool backend.Pooling, normalize bool) (backen
 	ctx := ws.get("attn_ctx", T*H)
 	proj := ws.get("proj", T*H)
 	ffn := ws.get("ffn_act", T*F)
-	out := ws.get("pooled", B*H)
+	hb := m.head.buffers(ws, B)
 	if err := ws.failed(); err != nil {
 		return nil, err
 	}
@@ -201,22 +213,23 @@ func (m *MPNet) Forward(in *Batch, pool backend.Pooling, normalize bool) (backen
 			b.Linear(proj, ffn, l.ffnOutW, l.ffnOutB, T, F, H, backend.ActNone)
 			b.AddLayerNorm(x, proj, x, l.outNormW, l.outNormB, T, H, m.eps)
 		}
-		b.Pool(out, x, seqs, B, H, pool, normalize)
+		m.head.forward(b, x, seqs, B, o, hb)
 	}
 	if graphs && ws.grew {
 		g.ForgetGraphs() // they name tensors that were just replaced
 		ws.grew = false
 	}
 	if replay {
-		g.Replay(graphKey{s, pool, normalize}, forward)
+		g.Replay(graphKey{s, m.head.pool, o}, forward)
 	} else {
 		forward()
 	}
-	return out, nil
+	return m.head.result(hb, o), nil
 }
 
 // Close frees weights and workspace.
 func (m *MPNet) Close() {
+	m.head.free(m.b)
 	m.ckpt.free()
 	m.ws.free()
 }

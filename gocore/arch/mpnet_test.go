@@ -246,7 +246,7 @@ func TestMPNetForward(t *testing.T) {
 		}
 		defer m.Close()
 		for range 2 { // the second forward replays the recorded graph
-			out, err := m.Forward(in, backend.PoolMean, true)
+			out, err := m.Forward(in, Output{Normalize: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,12 +281,12 @@ func TestMPNetErrors(t *testing.T) {
 	defer m.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
 	// Positions run from 2: 300 positions hold 298 tokens.
-	if _, err := m.Forward(batchOf(rng, 299), backend.PoolMean, true); err == nil {
+	if _, err := m.Forward(batchOf(rng, 299), Output{Normalize: true}); err == nil {
 		t.Error("299 tokens with 300 positions: no error")
 	} else {
 		t.Log(err)
 	}
-	if _, err := m.Forward(batchOf(rng, 298), backend.PoolMean, true); err != nil {
+	if _, err := m.Forward(batchOf(rng, 298), Output{Normalize: true}); err != nil {
 		t.Errorf("298 tokens: %v", err)
 	}
 	if _, err := loadMPNet(noBias{c}, w, cfg); err == nil {

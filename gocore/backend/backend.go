@@ -40,18 +40,59 @@ const (
 	ActTanh            // used by some Dense heads
 )
 
-// Pooling reduces the token vectors of one sequence to one vector.
+// Pooling is a set of pooling modes, each reducing the token vectors of one sequence to one
+// vector of H. With several modes the pooled row concatenates their vectors in the order of the
+// constants, which is sentence-transformers' order (cls, max, mean, mean_sqrt_len_tokens,
+// weightedmean, lasttoken), so the row is Count()*H wide.
 type Pooling int
 
 const (
-	PoolMean Pooling = iota // average over the sequence's tokens
-	PoolCLS                 // the first token
-	PoolMax                 // element-wise maximum
-	PoolLast                // the last token
+	PoolCLS          Pooling = 1 << iota // the first token
+	PoolMax                              // element-wise maximum
+	PoolMean                             // average over the sequence's tokens
+	PoolMeanSqrtLen                      // sum over the tokens / sqrt(their count)
+	PoolWeightedMean                     // sum of (position+1) * token / sum of (position+1)
+	PoolLast                             // the last token
+
+	PoolAll = PoolLast<<1 - 1 // every mode: the valid bits
 )
 
+var poolNames = [...]string{"cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"}
+
+// Count is the number of modes in the set.
+func (p Pooling) Count() int {
+	n := 0
+	for m := p & PoolAll; m != 0; m &= m - 1 {
+		n++
+	}
+	return n
+}
+
+// Valid says p names at least one mode and nothing else.
+func (p Pooling) Valid() bool { return p > 0 && p&^PoolAll == 0 }
+
+// String is the sentence-transformers name of each mode, joined by "+" ("cls+mean").
 func (p Pooling) String() string {
-	return [...]string{"mean", "cls", "max", "lasttoken"}[p]
+	var names []string
+	for i, n := range poolNames {
+		if p&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	if !p.Valid() {
+		return fmt.Sprintf("Pooling(%d)", int(p))
+	}
+	return strings.Join(names, "+")
+}
+
+// PoolingByName returns the mode a sentence-transformers name stands for ("mean", "lasttoken", ...).
+func PoolingByName(name string) (Pooling, bool) {
+	for i, n := range poolNames {
+		if n == name {
+			return 1 << i, true
+		}
+	}
+	return 0, false
 }
 
 // Backend is a device that runs the encoder. A Backend is used by one goroutine at a time;
@@ -96,9 +137,14 @@ type Backend interface {
 	// statistics in float32. out may alias x or residual.
 	AddLayerNorm(out, x, residual, gamma, beta Tensor, T, H int, eps float32)
 
-	// Pool reduces each sequence of x [T, H] to one row of out [B, H]. When normalize is set,
-	// each row is divided by max(||row||, 1e-12) as torch.nn.functional.normalize does.
-	Pool(out, x, seqStarts Tensor, B, H int, mode Pooling, normalize bool)
+	// Pool reduces each sequence of x [T, H] to one row of out [B, K*H], K = mode.Count(): the
+	// modes' vectors side by side, in the order of the Pooling constants. The first skip tokens
+	// of every sequence are left out (include_prompt=false), as sentence-transformers masks
+	// them: a sequence left with no tokens pools to zeros, except cls (its first token) and max
+	// (-inf). When normalize is set, each row is divided by max(||row||, 1e-12) as
+	// torch.nn.functional.normalize does. With mode PoolCLS, skip 0 and seqStarts 0, 1, ..., B
+	// it L2-normalises the rows of x.
+	Pool(out, x, seqStarts Tensor, B, H int, mode Pooling, skip int, normalize bool)
 }
 
 // Graphs is optional: a backend that implements it can record the ops of a forward once and

@@ -32,7 +32,8 @@ type Model struct {
 
 	Pooling       backend.Pooling
 	IncludePrompt bool
-	Normalize     bool // a Normalize module follows pooling
+	Dense         []Dense // Dense modules after pooling, in order
+	Normalize     bool    // a Normalize module comes last
 
 	Prompts           map[string]string
 	DefaultPromptName string
@@ -266,6 +267,8 @@ func Read(dir string) (*Model, error) {
 	return m, nil
 }
 
+// readModules reads modules.json. goembed runs the pipeline sentence-transformers saves for a
+// bi-encoder: Transformer, Pooling, any number of Dense, an optional Normalize, in that order.
 func (m *Model) readModules() error {
 	var mods []module
 	if err := readJSON(m.Dir, "modules.json", &mods, false); err != nil {
@@ -274,27 +277,41 @@ func (m *Model) readModules() error {
 	if mods == nil {
 		return nil // a plain transformers folder: mean pooling, as sentence-transformers does
 	}
+	path := filepath.Join(m.Dir, "modules.json")
+	order := map[string]int{"Transformer": 0, "Pooling": 1, "Dense": 2, "Normalize": 3}
+	last := -1
 	for _, mod := range mods {
 		if err := checkModulePath(m.Dir, mod.Path); err != nil {
 			return err
 		}
+		step, ok := order[mod.kind()]
+		if !ok {
+			return fmt.Errorf("%s: module %q is not supported (supported: Transformer, Pooling, Dense, Normalize)", path, mod.Type)
+		}
+		if step < last || (step == last && step != order["Dense"]) {
+			return fmt.Errorf("%s: module %q out of order (goembed runs Transformer, Pooling, Dense..., Normalize)", path, mod.Type)
+		}
+		last = step
 		switch mod.kind() {
-		case "Transformer", "Normalize":
-			m.Normalize = m.Normalize || mod.kind() == "Normalize"
+		case "Normalize":
+			m.Normalize = true
 		case "Pooling":
 			if err := m.readPooling(filepath.Join(m.Dir, mod.Path)); err != nil {
 				return err
 			}
-		default:
-			return fmt.Errorf("%s: module %q is not supported yet (supported: Transformer, Pooling, Normalize)",
-				filepath.Join(m.Dir, "modules.json"), mod.Type)
+		case "Dense":
+			if err := m.readDense(filepath.Join(m.Dir, mod.Path)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// readPooling understands both config formats: {"pooling_mode": "mean" | ["mean"]} (v6) and
-// {"pooling_mode_mean_tokens": true, ...} (legacy).
+// readPooling understands both config formats: {"pooling_mode": "mean" | ["cls", "mean"]} (v6)
+// and {"pooling_mode_mean_tokens": true, ...} (legacy). Several modes are concatenated, which
+// goembed does in sentence-transformers' legacy order (cls, max, mean, mean_sqrt_len_tokens,
+// weightedmean, lasttoken): a v6 list in another order is refused.
 func (m *Model) readPooling(dir string) error {
 	var raw map[string]json.RawMessage
 	if err := readJSON(dir, "config.json", &raw, true); err != nil {
@@ -306,8 +323,8 @@ func (m *Model) readPooling(dir string) error {
 		var one string
 		if json.Unmarshal(v, &one) == nil {
 			modes = []string{one}
-		} else if err := json.Unmarshal(v, &modes); err != nil {
-			return fmt.Errorf("%s: pooling_mode is neither a string nor a list: %s", path, v)
+		} else if err := json.Unmarshal(v, &modes); err != nil || len(modes) == 0 {
+			return fmt.Errorf("%s: pooling_mode is neither a string nor a non-empty list: %s", path, v)
 		}
 	} else {
 		legacy := []struct{ key, mode string }{
@@ -325,26 +342,94 @@ func (m *Model) readPooling(dir string) error {
 			modes = []string{"mean"}
 		}
 	}
-	if len(modes) != 1 {
-		return fmt.Errorf("%s: combined pooling modes %v are not supported", path, modes)
+	var set backend.Pooling
+	for _, name := range modes {
+		p, ok := backend.PoolingByName(name)
+		if !ok {
+			return fmt.Errorf("%s: pooling mode %q is not supported (supported: cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken)", path, name)
+		}
+		if p <= set {
+			return fmt.Errorf("%s: pooling modes %q are not supported: goembed concatenates distinct modes in the order "+
+				"cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken", path, modes)
+		}
+		set |= p
 	}
-	switch modes[0] {
-	case "mean":
-		m.Pooling = backend.PoolMean
-	case "cls":
-		m.Pooling = backend.PoolCLS
-	case "max":
-		m.Pooling = backend.PoolMax
-	case "lasttoken":
-		m.Pooling = backend.PoolLast
-	default:
-		return fmt.Errorf("%s: pooling mode %q is not supported (supported: mean, cls, max, lasttoken)", path, modes[0])
-	}
+	m.Pooling = set
 	if v, ok := raw["include_prompt"]; ok {
 		if err := json.Unmarshal(v, &m.IncludePrompt); err != nil {
 			return fmt.Errorf("%s: include_prompt: %w", path, err)
 		}
 	}
+	return nil
+}
+
+// Dense is a sentence-transformers Dense module: y = act(x W^T + b), W [Out, In] and b [Out]
+// stored as linear.weight and linear.bias in Weights.
+type Dense struct {
+	Dir        string
+	In, Out    int
+	Bias       bool
+	Activation backend.Activation
+	Weights    string // the module's model.safetensors
+}
+
+// denseActivations maps activation_function (the class path sentence-transformers saves) to
+// the backend's activations.
+var denseActivations = map[string]backend.Activation{
+	"torch.nn.modules.activation.Tanh": backend.ActTanh,
+	"torch.nn.modules.linear.Identity": backend.ActNone,
+	"torch.nn.modules.activation.GELU": backend.ActGELU, // nn.GELU() is the exact erf form
+}
+
+func (m *Model) readDense(dir string) error {
+	path := filepath.Join(dir, "config.json")
+	cfg := struct {
+		In         int     `json:"in_features"`
+		Out        int     `json:"out_features"`
+		Bias       *bool   `json:"bias"`
+		Activation *string `json:"activation_function"`
+		Residual   bool    `json:"use_residual"`
+		InName     *string `json:"module_input_name"`
+		OutName    *string `json:"module_output_name"`
+	}{}
+	if err := readJSON(dir, "config.json", &cfg, true); err != nil {
+		return err
+	}
+	d := Dense{Dir: dir, In: cfg.In, Out: cfg.Out, Bias: cfg.Bias == nil || *cfg.Bias, Activation: backend.ActTanh}
+	if d.In <= 0 || d.Out <= 0 {
+		return fmt.Errorf("%s: in_features %d and out_features %d must be positive", path, d.In, d.Out)
+	}
+	if cfg.Activation != nil {
+		act, ok := denseActivations[*cfg.Activation]
+		if !ok {
+			return fmt.Errorf("%s: activation_function %q is not supported (supported: Tanh, Identity, GELU from torch.nn)", path, *cfg.Activation)
+		}
+		d.Activation = act
+	}
+	if cfg.Residual {
+		return fmt.Errorf("%s: use_residual=true is not supported", path)
+	}
+	for _, name := range []*string{cfg.InName, cfg.OutName} {
+		if name != nil && *name != "sentence_embedding" {
+			return fmt.Errorf("%s: a Dense on %q is not supported (only on the sentence embedding)", path, *name)
+		}
+	}
+	width := m.Pooling.Count() * m.Config.HiddenSize
+	if len(m.Dense) > 0 {
+		width = m.Dense[len(m.Dense)-1].Out
+	}
+	if d.In != width {
+		return fmt.Errorf("%s: in_features %d, but the module before gives vectors of %d", path, d.In, width)
+	}
+	d.Weights = filepath.Join(dir, "model.safetensors")
+	if _, err := os.Stat(d.Weights); err != nil {
+		if _, e := os.Stat(filepath.Join(dir, "pytorch_model.bin")); e == nil {
+			return fmt.Errorf("%s: Dense weights only in pytorch_model.bin; goembed reads safetensors "+
+				"(re-save the model with sentence-transformers, which writes model.safetensors)", dir)
+		}
+		return fmt.Errorf("missing file %s (the Dense module's weights)", d.Weights)
+	}
+	m.Dense = append(m.Dense, d)
 	return nil
 }
 

@@ -1,8 +1,10 @@
 package modeldir
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -50,6 +52,11 @@ func TestPoolingFormats(t *testing.T) {
 		{"v6 mean", `{"embedding_dimension":8,"pooling_mode":"mean","include_prompt":true}`, backend.PoolMean, true},
 		{"v6 list max", `{"embedding_dimension":8,"pooling_mode":["max"],"include_prompt":false}`, backend.PoolMax, false},
 		{"v6 lasttoken", `{"embedding_dimension":8,"pooling_mode":"lasttoken"}`, backend.PoolLast, true},
+		{"v6 weightedmean", `{"pooling_mode":"weightedmean"}`, backend.PoolWeightedMean, true},
+		{"v6 mean_sqrt_len_tokens", `{"pooling_mode":"mean_sqrt_len_tokens"}`, backend.PoolMeanSqrtLen, true},
+		{"v6 cls+mean", `{"pooling_mode":["cls","mean"]}`, backend.PoolCLS | backend.PoolMean, true},
+		{"legacy cls+max+mean", `{"pooling_mode_cls_token":true,"pooling_mode_max_tokens":true,"pooling_mode_mean_tokens":true}`,
+			backend.PoolCLS | backend.PoolMax | backend.PoolMean, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,11 +74,18 @@ func TestPoolingFormats(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{`{"pooling_mode":"weightedmean"}`, `{"pooling_mode":["mean","max"]}`, `{"pooling_mode":3}`, `{nope`} {
+	for bad, says := range map[string]string{
+		`{"pooling_mode":"median"}`:        `"median" is not supported`,
+		`{"pooling_mode":["mean","max"]}`:  `modes ["mean" "max"] are not supported`, // ST would put mean first
+		`{"pooling_mode":["mean","mean"]}`: `modes ["mean" "mean"] are not supported`,
+		`{"pooling_mode":[]}`:              "non-empty list",
+		`{"pooling_mode":3}`:               "neither a string",
+		`{nope`:                            "invalid JSON",
+	} {
 		dir := t.TempDir()
 		writeFiles(t, dir, modelFiles(bad))
-		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), "1_Pooling") {
-			t.Errorf("pooling config %s: error %v, want one naming 1_Pooling/config.json", bad, err)
+		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), "1_Pooling") || !strings.Contains(err.Error(), says) {
+			t.Errorf("pooling config %s: error %v, want one naming 1_Pooling/config.json and saying %q", bad, err, says)
 		}
 	}
 }
@@ -150,4 +164,78 @@ func TestRefusesEscapingNames(t *testing.T) {
 			t.Errorf("%q accepted", name)
 		}
 	}
+}
+
+// denseFiles is modelFiles with Dense modules between Pooling and Normalize.
+func denseFiles(pooling string, dense ...string) map[string]string {
+	files := modelFiles(pooling)
+	mods := `[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+		{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}`
+	for i, cfg := range dense {
+		dir := fmt.Sprintf("%d_Dense", i+2)
+		mods += fmt.Sprintf(`, {"idx":%d,"name":"%d","path":"%s","type":"sentence_transformers.models.Dense"}`, i+2, i+2, dir)
+		files[dir+"/config.json"] = cfg
+		files[dir+"/model.safetensors"] = ""
+	}
+	files["modules.json"] = mods + `, {"idx":9,"name":"9","path":"9_Normalize","type":"sentence_transformers.models.Normalize"}]`
+	return files
+}
+
+func TestDense(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, denseFiles(`{"pooling_mode":["cls","mean"]}`,
+		`{"in_features":16,"out_features":5,"bias":true,"activation_function":"torch.nn.modules.activation.Tanh"}`,
+		`{"in_features":5,"out_features":3,"bias":false,"activation_function":"torch.nn.modules.linear.Identity"}`,
+		`{"in_features":3,"out_features":4}`))
+	m, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Dense{
+		{Dir: filepath.Join(dir, "2_Dense"), In: 16, Out: 5, Bias: true, Activation: backend.ActTanh, Weights: filepath.Join(dir, "2_Dense", "model.safetensors")},
+		{Dir: filepath.Join(dir, "3_Dense"), In: 5, Out: 3, Bias: false, Activation: backend.ActNone, Weights: filepath.Join(dir, "3_Dense", "model.safetensors")},
+		{Dir: filepath.Join(dir, "4_Dense"), In: 3, Out: 4, Bias: true, Activation: backend.ActTanh, Weights: filepath.Join(dir, "4_Dense", "model.safetensors")},
+	}
+	if !reflect.DeepEqual(m.Dense, want) || !m.Normalize {
+		t.Errorf("Dense %+v normalize %v, want %+v and normalize", m.Dense, m.Normalize, want)
+	}
+}
+
+func TestDenseRefused(t *testing.T) {
+	for name, c := range map[string]struct{ cfg, says string }{
+		"width":      {`{"in_features":7,"out_features":3}`, "in_features 7, but the module before gives vectors of 8"},
+		"activation": {`{"in_features":8,"out_features":3,"activation_function":"torch.nn.modules.activation.ReLU"}`, `"torch.nn.modules.activation.ReLU" is not supported`},
+		"residual":   {`{"in_features":8,"out_features":8,"use_residual":true}`, "use_residual"},
+		"input":      {`{"in_features":8,"out_features":3,"module_input_name":"token_embeddings"}`, `Dense on "token_embeddings"`},
+		"sizes":      {`{"in_features":8}`, "out_features 0 must be positive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, denseFiles(`{"pooling_mode":"mean"}`, c.cfg))
+			if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), "2_Dense") {
+				t.Errorf("error %v, want one naming 2_Dense and saying %q", err, c.says)
+			}
+		})
+	}
+	t.Run("pytorch_model.bin only", func(t *testing.T) {
+		dir := t.TempDir()
+		files := denseFiles(`{"pooling_mode":"mean"}`, `{"in_features":8,"out_features":3}`)
+		delete(files, "2_Dense/model.safetensors")
+		files["2_Dense/pytorch_model.bin"] = "pickle"
+		writeFiles(t, dir, files)
+		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), "only in pytorch_model.bin") {
+			t.Errorf("error %v, want one saying the weights are only in pytorch_model.bin", err)
+		}
+	})
+	t.Run("order", func(t *testing.T) {
+		dir := t.TempDir()
+		files := modelFiles(`{"pooling_mode":"mean"}`)
+		files["modules.json"] = `[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+			{"idx":1,"name":"1","path":"1_Normalize","type":"sentence_transformers.models.Normalize"},
+			{"idx":2,"name":"2","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]`
+		writeFiles(t, dir, files)
+		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), "out of order") {
+			t.Errorf("error %v, want one saying the modules are out of order", err)
+		}
+	})
 }

@@ -22,9 +22,9 @@ import (
 
 // Tokenizer is safe for concurrent use.
 type Tokenizer struct {
-	tk        *tokenizers.Tokenizer
-	maxLen    int
-	lowerCase bool
+	tk      *tokenizers.Tokenizer
+	maxLen  int
+	special map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
@@ -33,7 +33,8 @@ type Tokenizer struct {
 }
 
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
-// lowerCase lowercases texts first, as sentence-transformers does for do_lower_case models.
+// lowerCase lowercases texts first, as sentence-transformers 6 does for do_lower_case models:
+// a Lowercase normalizer put in front of tokenizer.json's own, unless that already is or holds one.
 func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -57,6 +58,21 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0})
 	doc["truncation"] = trunc
 	doc["padding"] = json.RawMessage("null")
+	var norm struct {
+		Type        string            `json:"type"`
+		CleanText   bool              `json:"clean_text"`
+		Normalizers []json.RawMessage `json:"normalizers"`
+	}
+	_ = json.Unmarshal(doc["normalizer"], &norm)
+	if lowerCase && !hasLowercase(norm.Type, norm.Normalizers) {
+		seq := []json.RawMessage{json.RawMessage(`{"type":"Lowercase"}`)}
+		if norm.Type == "Sequence" {
+			seq = append(seq, norm.Normalizers...)
+		} else if n := doc["normalizer"]; len(n) > 0 && string(n) != "null" {
+			seq = append(seq, n)
+		}
+		doc["normalizer"], _ = json.Marshal(map[string]any{"type": "Sequence", "normalizers": seq})
+	}
 	patched, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err
@@ -65,18 +81,66 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot build tokenizer: %v", path, err)
 	}
-	var norm struct {
-		Type      string `json:"type"`
-		CleanText bool   `json:"clean_text"`
-	}
-	_ = json.Unmarshal(doc["normalizer"], &norm)
-	t := &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase,
+	t := &Tokenizer{tk: tk, maxLen: maxLen, special: specialIDs(doc),
 		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}
-	if err := t.useFastPath(raw); err != nil {
+	// The fast path reads the patched file: a Lowercase put in front turns it off.
+	if err := t.useFastPath(patched); err != nil {
 		tk.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return t, nil
+}
+
+// hasLowercase says a normalizer is Lowercase or a Sequence holding one (sentence-transformers'
+// _has_lowercase: BertNormalizer's own lowercase option does not count).
+func hasLowercase(typ string, seq []json.RawMessage) bool {
+	if typ == "Lowercase" {
+		return true
+	}
+	for _, n := range seq {
+		var sub struct{ Type string }
+		if json.Unmarshal(n, &sub) == nil && sub.Type == "Lowercase" {
+			return typ == "Sequence"
+		}
+	}
+	return false
+}
+
+// specialIDs collects the special tokens of tokenizer.json: added tokens marked special and the
+// tokens its post-processor inserts (TemplateProcessing's special_tokens, BertProcessing's and
+// RobertaProcessing's cls and sep).
+func specialIDs(doc map[string]json.RawMessage) map[int32]bool {
+	ids := map[int32]bool{}
+	var added []struct {
+		ID      int32 `json:"id"`
+		Special bool  `json:"special"`
+	}
+	_ = json.Unmarshal(doc["added_tokens"], &added)
+	for _, a := range added {
+		if a.Special {
+			ids[a.ID] = true
+		}
+	}
+	var post struct {
+		Special map[string]struct {
+			IDs []int32 `json:"ids"`
+		} `json:"special_tokens"`
+		Sep []json.RawMessage `json:"sep"` // ["[SEP]", 102]
+		CLS []json.RawMessage `json:"cls"`
+	}
+	_ = json.Unmarshal(doc["post_processor"], &post)
+	for _, sp := range post.Special {
+		for _, id := range sp.IDs {
+			ids[id] = true
+		}
+	}
+	for _, pair := range [][]json.RawMessage{post.Sep, post.CLS} {
+		var id int32
+		if len(pair) == 2 && json.Unmarshal(pair[1], &id) == nil {
+			ids[id] = true
+		}
+	}
+	return ids
 }
 
 // MaxLen is the truncation length in tokens, special tokens included.
@@ -84,13 +148,10 @@ func (t *Tokenizer) MaxLen() int { return t.maxLen }
 
 // Encode returns the ids of one text with special tokens, truncated at MaxLen.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
-	// First, since lowercasing and dropping NULs can turn invalid UTF-8 into valid (the fuzz
-	// seed testdata/fuzz/FuzzEncode/41a46be57c40c1d2 is "0\xcc\x00\x80").
+	// First, since dropping NULs can turn invalid UTF-8 into valid (the fuzz seed
+	// testdata/fuzz/FuzzEncode/41a46be57c40c1d2 is "0\xcc\x00\x80").
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("text is not valid UTF-8")
-	}
-	if t.lowerCase {
-		text = strings.ToLower(text)
 	}
 	if strings.IndexByte(text, 0) >= 0 {
 		if !t.stripNUL {
@@ -210,15 +271,19 @@ func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
 	return t.Encode(text)
 }
 
-// PromptLength is the number of tokens a prompt contributes at the start of a sequence
-// (its ids without the trailing separator), as sentence-transformers computes it for
-// include_prompt=false.
+// PromptLength is the number of tokens a prompt contributes at the start of a sequence, as
+// sentence-transformers computes it for include_prompt=false: the prompt's ids alone (special
+// tokens included, truncated like a text), less the last one if it is a special token.
 func (t *Tokenizer) PromptLength(prompt string) (int, error) {
 	ids, err := t.Encode(prompt)
 	if err != nil {
 		return 0, err
 	}
-	return max(len(ids)-1, 0), nil
+	n := len(ids)
+	if n > 0 && t.special[ids[n-1]] {
+		n--
+	}
+	return n, nil
 }
 
 // Close frees the tokenizer.

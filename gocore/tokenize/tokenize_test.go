@@ -1,6 +1,9 @@
 package tokenize
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -111,5 +114,36 @@ func TestBadTokenizerFile(t *testing.T) {
 		if _, err := Load(p, 128, false); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: error %v should name the file", p, err)
 		}
+	}
+}
+
+// TestLowerCase: with do_lower_case a Lowercase normalizer goes in front of a cased tokenizer's
+// own (as sentence-transformers 6 does), so "Hello" tokenizes as "hello"; without, it does not.
+func TestLowerCase(t *testing.T) {
+	raw, err := os.ReadFile("testdata/tiny_tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["normalizer"].(map[string]any)["lowercase"] = false
+	cased, _ := json.Marshal(doc)
+	path := filepath.Join(t.TempDir(), "tokenizer.json")
+	if err := os.WriteFile(path, cased, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, lower := range []bool{false, true} {
+		tk, err := Load(path, 64, lower)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := tk.Encode("Hello World")
+		b, _ := tk.Encode("hello world")
+		if reflect.DeepEqual(a, b) != lower {
+			t.Errorf("do_lower_case %v: %v vs %v", lower, a, b)
+		}
+		tk.Close()
 	}
 }

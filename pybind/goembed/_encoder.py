@@ -92,6 +92,8 @@ class Encoder:
         default 32 on the CPU and as many as a GPU forward's token budget holds), embedded and
         put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
         the first dimensions (then normalises if asked), as sentence-transformers does.
+        ``output_value="token_embeddings"`` returns per text a float32 array (n_tokens, hidden)
+        instead, ``output_value=None`` per text a dict (see ``_encode_outputs``).
         """
         if "inputs" in kwargs and sentences is None:
             sentences = kwargs.pop("inputs")
@@ -105,8 +107,8 @@ class Encoder:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}")
         if precision != "float32":
             raise NotImplementedError(f"precision={precision!r} is not implemented yet; use float32")
-        if output_value not in ("sentence_embedding", None):
-            raise NotImplementedError(f"output_value={output_value!r} is not implemented yet")
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None; got {output_value!r}")
         if device not in (None, self.device):
             raise ValueError(f"this Encoder runs on {self.device!r}; create another Encoder for device={device!r}")
         if truncate_dim is not None and (not isinstance(truncate_dim, (int, np.integer)) or truncate_dim <= 0):
@@ -117,6 +119,10 @@ class Encoder:
         prompt_text = self._resolve_prompt(prompt_name, prompt)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+
+        if output_value != "sentence_embedding":
+            return self._encode_outputs(texts, sentences if single else None, output_value, batch_size,
+                                        prompt_text, normalize_embeddings, truncate_dim)
 
         dim = self.get_sentence_embedding_dimension()
         out = np.empty((len(texts), dim), dtype=np.float32)
@@ -239,6 +245,37 @@ class Encoder:
             pass
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _encode_outputs(self, texts, single, output_value, batch_size, prompt, normalize, truncate_dim):
+        """output_value="token_embeddings": per text a float32 array (n_tokens, hidden), the last
+        hidden state before pooling, prompt and special tokens included (sentence-transformers
+        returns the same values as torch tensors). output_value=None: per text a dict of
+        "input_ids", "attention_mask", "token_embeddings" and "sentence_embedding" (without the
+        padding sentence-transformers' dicts carry from their batch)."""
+        if not self._handle:
+            raise ValueError("this Encoder is closed")
+        tokens = []
+        hidden = int(self._info["hidden_size"])
+        chunk = _GPU_CHUNK if self.device != "cpu" else max((batch_size or 32) * 8, _CPU_CHUNK)
+        for start in range(0, len(texts), chunk):
+            part = texts[start:start + chunk]
+            ids = self.tokenize(part, prompt=prompt)
+            lens = np.array([len(t) for t in ids], dtype=np.int64)
+            flat = np.empty(int(lens.sum()) * hidden, dtype=np.float32)
+            buf, offs = _pack(part, first_index=start)
+            _api.call("EncodeTokens", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
+                      flat.ctypes.data, flat.size, int(batch_size or 0), prompt)
+            rows = np.split(flat.reshape(-1, hidden), np.cumsum(lens)[:-1])
+            if output_value is None:
+                rows = [{"input_ids": np.asarray(i, dtype=np.int64), "attention_mask": np.ones(len(i), dtype=np.int64),
+                         "token_embeddings": r} for i, r in zip(ids, rows)]
+            tokens.extend(rows)
+        if output_value is None:
+            emb = self.encode(texts, batch_size=batch_size, prompt=prompt, normalize_embeddings=normalize,
+                              truncate_dim=truncate_dim)
+            for d, e in zip(tokens, emb):
+                d["sentence_embedding"] = e
+        return tokens[0] if single is not None else tokens
 
     def _resolve_prompt(self, prompt_name: str | None, prompt: str | None) -> str:
         if prompt is not None:

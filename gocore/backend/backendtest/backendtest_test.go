@@ -114,8 +114,8 @@ func (s *storage) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, 
 	s.set(out, s.host(out))
 }
 
-func (s *storage) Pool(out, x, seqStarts backend.Tensor, B, H int, mode backend.Pooling, normalize bool) {
-	s.Backend.Pool(in(out), in(x), in(seqStarts), B, H, mode, normalize)
+func (s *storage) Pool(out, x, seqStarts backend.Tensor, B, H int, mode backend.Pooling, skip int, normalize bool) {
+	s.Backend.Pool(in(out), in(x), in(seqStarts), B, H, mode, skip, normalize)
 	s.set(out, s.host(out))
 }
 

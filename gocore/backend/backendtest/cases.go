@@ -85,7 +85,7 @@ func cases(graphs bool) []testCase {
 		}
 	}
 
-	for _, mode := range []backend.Pooling{backend.PoolMean, backend.PoolCLS, backend.PoolMax, backend.PoolLast} {
+	for mode := backend.PoolCLS; mode <= backend.PoolLast; mode <<= 1 {
 		for _, norm := range []bool{false, true} {
 			for _, H := range []int{31, 384} {
 				for _, lens := range [][]int{oneToken, ragged} {
@@ -93,11 +93,32 @@ func cases(graphs bool) []testCase {
 					if norm {
 						name += "_normalize"
 					}
-					add("Pool", name, func(h *harness) { poolCase(h, lens, H, mode, norm) })
+					add("Pool", name, func(h *harness) { poolCase(h, lens, H, mode, 0, norm) })
 				}
 			}
 		}
 	}
+	// Several modes side by side, and a skipped prompt (include_prompt=false). With skip 3 the
+	// sequences of 1 token keep none: max is left out there, since its -inf has no float16.
+	long := []int{5, 7, 33, 128}
+	for _, c := range []struct {
+		mode backend.Pooling
+		skip int
+		lens []int
+	}{
+		{backend.PoolAll, 0, ragged}, {backend.PoolAll, 3, long}, {backend.PoolAll &^ backend.PoolMax, 3, ragged},
+		{backend.PoolCLS | backend.PoolMean, 1, short}, {backend.PoolWeightedMean, 2, long},
+	} {
+		for _, norm := range []bool{false, true} {
+			name := fmt.Sprintf("%s_H33_seqs%s_skip%d", c.mode, seqs(c.lens), c.skip)
+			if norm {
+				name += "_normalize"
+			}
+			add("Pool", name, func(h *harness) { poolCase(h, c.lens, 33, c.mode, c.skip, norm) })
+		}
+	}
+	// L2 normalisation of whole rows (after a Dense head): cls over one-token sequences.
+	add("Pool", "rows_H768_normalize", func(h *harness) { poolCase(h, []int{1, 1, 1, 1, 1, 1, 1, 1, 1}, 768, backend.PoolCLS, 0, true) })
 
 	add("Layer", "MiniLM_seqs"+seqs(ragged), func(h *harness) { layerCase(h, ragged, 12, 32, 1536) })
 	add("Layer", "H128_seqs"+seqs(short), func(h *harness) { layerCase(h, short, 2, 64, 512) })
@@ -209,16 +230,16 @@ func addLayerNormCase(h *harness, T, H int, alias string) {
 	h.check("out", out, T, H)
 }
 
-func poolCase(h *harness, lens []int, H int, mode backend.Pooling, normalize bool) {
+func poolCase(h *harness, lens []int, H int, mode backend.Pooling, skip int, normalize bool) {
 	st, positions := starts(lens)
-	T, B := len(positions), len(lens)
+	T, B, K := len(positions), len(lens), mode.Count()
 	x := h.upload(h.floats(T*H, 1))
 	seq := h.uploadInt32(st)
-	out := h.alloc(B * H)
+	out := h.alloc(B * K * H)
 	h.both(func(b backend.Backend, at func(pair) backend.Tensor) {
-		b.Pool(at(out), at(x), at(seq), B, H, mode, normalize)
+		b.Pool(at(out), at(x), at(seq), B, H, mode, skip, normalize)
 	})
-	h.check("out", out, B, H)
+	h.check("out", out, B, K*H)
 }
 
 // layerCase runs embeddings and one BERT encoder layer, then mean pooling with normalisation,
@@ -251,7 +272,7 @@ func layerCase(h *harness, lens []int, NH, HD, F int) {
 		b.Linear(at(ff), at(attn), at(f1W), at(f1B), T, H, F, backend.ActGELU)
 		b.Linear(at(ff2), at(ff), at(f2W), at(f2B), T, F, H, backend.ActNone)
 		b.AddLayerNorm(at(attn), at(ff2), at(attn), at(ln2G), at(ln2B), T, H, 1e-12)
-		b.Pool(at(pooled), at(attn), at(seq), B, H, backend.PoolMean, true)
+		b.Pool(at(pooled), at(attn), at(seq), B, H, backend.PoolMean, 0, true)
 	})
 	h.check("hidden", attn, T, H)
 	h.check("pooled", pooled, B, H)

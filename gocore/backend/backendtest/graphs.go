@@ -76,8 +76,8 @@ func (t *Taped) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, H 
 	t.do(func() { t.Backend.AddLayerNorm(out, x, residual, gamma, beta, T, H, eps) })
 }
 
-func (t *Taped) Pool(out, x, seqStarts backend.Tensor, B, H int, mode backend.Pooling, normalize bool) {
-	t.do(func() { t.Backend.Pool(out, x, seqStarts, B, H, mode, normalize) })
+func (t *Taped) Pool(out, x, seqStarts backend.Tensor, B, H int, mode backend.Pooling, skip int, normalize bool) {
+	t.do(func() { t.Backend.Pool(out, x, seqStarts, B, H, mode, skip, normalize) })
 }
 
 // graphCases are run for a backend that implements backend.Graphs.
@@ -147,7 +147,7 @@ func graphCase(h *harness, lens []int, padT, padB, padL int) {
 		b.Linear(at(ff), at(x), at(f1W), at(f1B), T, H, F, backend.ActGELU)
 		b.Linear(at(ff2), at(ff), at(f2W), at(f2B), T, F, H, backend.ActNone)
 		b.AddLayerNorm(at(x), at(ff2), at(x), at(ln2G), at(ln2B), T, H, 1e-12)
-		b.Pool(at(pooled), at(x), at(seq), B, H, backend.PoolMean, true)
+		b.Pool(at(pooled), at(x), at(seq), B, H, backend.PoolMean, 0, true)
 	}
 	records := 0
 	defer g.ForgetGraphs() // before the tensors are freed

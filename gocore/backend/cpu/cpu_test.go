@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -391,8 +392,49 @@ func TestPoolByHand(t *testing.T) {
 		t.Run(fmt.Sprintf("%s_normalize%v", c.mode, c.normalize), func(t *testing.T) {
 			for name, b := range variants(t) {
 				o := b.Alloc(6)
-				b.Pool(o, b.Upload(x), b.UploadInt32(st), 3, 2, c.mode, c.normalize)
+				b.Pool(o, b.Upload(x), b.UploadInt32(st), 3, 2, c.mode, 0, c.normalize)
 				near(t, name, download(t, b, o), c.want, 1e-7)
+			}
+		})
+	}
+}
+
+func TestPoolModesByHand(t *testing.T) {
+	// Three sequences of H = 2: rows {[1 2] [3 -4] [5 0]}, {}, {[5 6]}.
+	x := []float32{1, 2, 3, -4, 5, 0, 5, 6}
+	st := []int32{0, 3, 3, 4}
+	r2 := math.Sqrt2
+	inf := math.Inf(-1)
+	for _, c := range []struct {
+		mode backend.Pooling
+		skip int
+		want []float64 // 3 rows of Count()*2
+	}{
+		{backend.PoolWeightedMean, 0, []float64{22. / 6, -1, 0, 0, 5, 6}},
+		{backend.PoolMeanSqrtLen, 0, []float64{9 / math.Sqrt(3), -2 / math.Sqrt(3), 0, 0, 5, 6}},
+		{backend.PoolCLS | backend.PoolLast, 0, []float64{1, 2, 5, 0, 0, 0, 0, 0, 5, 6, 5, 6}},
+		// skip 1: sequence 0 keeps rows 1 and 2 (weights 2 and 3), sequence 2 keeps none.
+		{backend.PoolAll &^ backend.PoolMax, 1, []float64{
+			3, -4, 4, -2, 8 / r2, -4 / r2, 21. / 5, -8. / 5, 5, 0,
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			5, 6, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{backend.PoolMax, 1, []float64{5, 0, 0, 0, inf, inf}},
+		{backend.PoolMax, 3, []float64{inf, inf, 0, 0, inf, inf}},
+	} {
+		t.Run(fmt.Sprintf("%s_skip%d", c.mode, c.skip), func(t *testing.T) {
+			for name, b := range variants(t) {
+				o := b.Alloc(len(c.want))
+				b.Pool(o, b.Upload(x), b.UploadInt32(st), 3, 2, c.mode, c.skip, false)
+				got, want := download(t, b, o), slices.Clone(c.want)
+				for i, w := range want {
+					if math.IsInf(w, -1) != math.IsInf(float64(got[i]), -1) {
+						t.Fatalf("%s: element %d = %v, want %v", name, i, got[i], w)
+					}
+					if math.IsInf(w, -1) {
+						want[i], got[i] = 0, 0
+					}
+				}
+				near(t, name, got, want, 1e-6)
 			}
 		})
 	}
@@ -420,7 +462,7 @@ func TestPoolMean(t *testing.T) {
 				}
 			}
 			o := b.Alloc(len(lens) * H)
-			b.Pool(o, b.Upload(x), b.UploadInt32(st), len(lens), H, backend.PoolMean, false)
+			b.Pool(o, b.Upload(x), b.UploadInt32(st), len(lens), H, backend.PoolMean, 0, false)
 			near(t, "mean", download(t, b, o), want, 1e-6)
 		})
 	}
@@ -445,7 +487,7 @@ func TestErrors(t *testing.T) {
 		{"int as float", "Linear: w holds int32", func() { b.Linear(f(2), f(2), ids, nil, 1, 2, 1, backend.ActNone) }},
 		{"nil x", "AddLayerNorm: x is nil", func() { b.AddLayerNorm(f(4), nil, f(4), f(2), f(2), 2, 2, 1e-5) }},
 		{"freed", "freed", func() { b.AddLayerNorm(freed, f(4), f(4), f(2), f(2), 2, 2, 1e-5) }},
-		{"foreign", "not a cpu tensor", func() { b.Pool(foreign{f(2)}, f(2), b.UploadInt32([]int32{0, 1}), 1, 2, backend.PoolCLS, false) }},
+		{"foreign", "not a cpu tensor", func() { b.Pool(foreign{f(2)}, f(2), b.UploadInt32([]int32{0, 1}), 1, 2, backend.PoolCLS, 0, false) }},
 		{"id out of range", "Embed: ids[1] = 5, outside the table's 4 rows", func() {
 			b.Embed(f(4), ids, b.UploadInt32([]int32{0, 0}), nil, f(8), f(2), nil, f(2), f(2), 2, 2, 1e-5)
 		}},
@@ -455,8 +497,8 @@ func TestErrors(t *testing.T) {
 		{"longer than maxLen", "sequence 1 has length 3 (maxLen 2)", func() {
 			b.Attention(f(12), f(36), b.UploadInt32([]int32{0, 1, 4}), 2, 2, 1, 3)
 		}},
-		{"decreasing starts", "Pool: sequence 0 has length -1", func() { b.Pool(f(2), f(2), b.UploadInt32([]int32{0, -1}), 1, 2, backend.PoolMean, false) }},
-		{"beyond x", "Pool: x has 2 elements, need 4", func() { b.Pool(f(2), f(2), b.UploadInt32([]int32{0, 2}), 1, 2, backend.PoolMean, false) }},
+		{"decreasing starts", "Pool: sequence 0 has length -1", func() { b.Pool(f(2), f(2), b.UploadInt32([]int32{0, -1}), 1, 2, backend.PoolMean, 0, false) }},
+		{"beyond x", "Pool: x has 2 elements, need 4", func() { b.Pool(f(2), f(2), b.UploadInt32([]int32{0, 2}), 1, 2, backend.PoolMean, 0, false) }},
 		{"activation", "unknown activation 7", func() { b.Linear(f(1), f(1), f(1), nil, 1, 1, 1, 7) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {

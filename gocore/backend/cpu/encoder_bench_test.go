@@ -67,7 +67,7 @@ func miniLM(be backend.Backend, lens []int) (embed namedOp, layer []namedOp, poo
 		{"ffn_down", gemm(F, H), func() { be.Linear(proj, ff, f2W, f2B, T, F, H, backend.ActNone) }},
 		{"add_layernorm2", 0, func() { be.AddLayerNorm(x, proj, x, g, bb, T, H, 1e-12) }},
 	}
-	pool = namedOp{"pool", 0, func() { be.Pool(out, x, tSt, B, H, backend.PoolMean, true) }}
+	pool = namedOp{"pool", 0, func() { be.Pool(out, x, tSt, B, H, backend.PoolMean, 0, true) }}
 	return embed, layer, pool, out
 }
 

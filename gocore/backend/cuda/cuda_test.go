@@ -225,12 +225,12 @@ func TestErrorTable(t *testing.T) {
 		}},
 		{"Pool mean+normalize", B * H, func(b backend.Backend) backend.Tensor {
 			o := b.Alloc(B * H)
-			b.Pool(o, b.Upload(x), b.UploadInt32(st), B, H, backend.PoolMean, true)
+			b.Pool(o, b.Upload(x), b.UploadInt32(st), B, H, backend.PoolMean, 0, true)
 			return o
 		}},
 		{"Pool max", B * H, func(b backend.Backend) backend.Tensor {
 			o := b.Alloc(B * H)
-			b.Pool(o, b.Upload(x), b.UploadInt32(st), B, H, backend.PoolMax, false)
+			b.Pool(o, b.Upload(x), b.UploadInt32(st), B, H, backend.PoolMax, 0, false)
 			return o
 		}},
 	}
