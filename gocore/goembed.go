@@ -6,9 +6,12 @@
 package gocore
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"unsafe"
@@ -31,19 +34,48 @@ type Options struct {
 
 // EncodeOptions are the per-call settings of EncodeWith.
 type EncodeOptions struct {
-	BatchSize int    // sequences per forward; default 32
-	Normalize bool   // L2-normalise (always done when the model has a Normalize module)
-	Prompt    string // prepended to every text, as sentence-transformers does
+	BatchSize    int    // sequences per forward; default 32
+	Normalize    bool   // L2-normalise (always done when the model has a Normalize module)
+	Prompt       string // prepended to every text, as sentence-transformers does
+	MaxSeqLength int    // truncation length in tokens; 0: the model's (up to MaxSeqLimit)
+	Truncated    []bool // if not nil: set to whether each text was truncated
 }
 
 // tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is:
-// 16,384 on the CPU; a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
+// at most 16,384 on the CPU (cpuBudget: fewer for larger models and fewer cores); a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
 // fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
 // take about 0.6 GB).
 const (
 	tokenBudget    = 16384
 	gpuTokenBudget = 65536
 )
+
+// DeviceError says that a known device could not be opened here, and why (no GPU, no driver,
+// a library missing).
+type DeviceError struct {
+	Device string
+	Err    error
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("device %q is unavailable: %v", e.Device, e.Err)
+}
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// cpuWorkPerWorker is the arithmetic one CPU forward gives each worker: a fraction of a
+// second on one core, so Ctrl-C (which stops between forwards) is seen within a second, while
+// the GEMMs stay large enough to run at full speed.
+const cpuWorkPerWorker = 4e9
+
+// cpuBudget is the tokens of one CPU forward: cpuWorkPerWorker per worker over the model's
+// multiply-adds per token (the layers' linear maps), at most tokenBudget.
+func cpuBudget(c modeldir.Config, workers int) int {
+	perToken := 2 * float64(c.NumHiddenLayers) * float64(4*c.HiddenSize*c.HiddenSize+2*c.HiddenSize*c.IntermediateSize)
+	if perToken <= 0 {
+		return tokenBudget
+	}
+	return max(64, min(tokenBudget, int(float64(workers)*cpuWorkPerWorker/perToken)))
+}
 
 // ErrClosed is returned by calls on a closed Encoder.
 var ErrClosed = errors.New("goembed: encoder is closed")
@@ -69,14 +101,17 @@ func Load(model string, opts Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenize.Load(m.Tokenizer, m.MaxSeqLength, m.DoLowerCase)
+	tok, err := tokenize.Load(m.Tokenizer, m.MaxSeqLength, m.DoLowerCase, tokenize.WithLimit(positionLimit(m.Config)))
 	if err != nil {
 		return nil, err
 	}
 	be, notes, err := backend.Open(opts.Device, opts.DType)
 	if err != nil {
 		tok.Close()
-		return nil, err
+		if opts.Device != "" && opts.Device != "auto" && !slices.Contains(backend.Names(), opts.Device) {
+			return nil, err // a name no backend has: the caller's mistake
+		}
+		return nil, &DeviceError{Device: cmp.Or(opts.Device, "auto"), Err: err}
 	}
 	net, err := arch.Load(be, m)
 	if err != nil {
@@ -86,6 +121,21 @@ func Load(model string, opts Options) (*Encoder, error) {
 	}
 	notes = append(notes, "device: "+be.Describe())
 	return &Encoder{Model: m, Notes: notes, dim: net.Hidden(), tok: tok, be: be, net: net}, nil
+}
+
+// positionLimit is the longest sequence the position embeddings cover: RoBERTa-style models
+// start positions after the padding index.
+func positionLimit(c modeldir.Config) int {
+	switch c.ModelType {
+	case "roberta", "xlm-roberta", "camembert", "mpnet":
+		return c.MaxPositionEmbeddings - 2
+	}
+	return c.MaxPositionEmbeddings
+}
+
+// MaxSeqLimit is the longest truncation length EncodeOptions.MaxSeqLength may ask for.
+func (e *Encoder) MaxSeqLimit() int {
+	return max(e.Model.MaxSeqLength, positionLimit(e.Model.Config))
 }
 
 // Dim is the embedding dimension.
@@ -123,8 +173,25 @@ func (e *Encoder) Tokenize(texts []string, prompt string) ([][]int32, error) {
 	return e.tok.EncodeBatch(texts, prompt)
 }
 
+// TokenizeMax is Tokenize truncating at maxLen tokens (the model's max_seq_length when 0); it
+// also says which texts were truncated.
+func (e *Encoder) TokenizeMax(texts []string, prompt string, maxLen int) ([][]int32, []bool, error) {
+	e.tokMu.RLock()
+	defer e.tokMu.RUnlock()
+	if e.tok == nil {
+		return nil, nil, ErrClosed
+	}
+	return e.tok.EncodeBatchMax(texts, prompt, maxLen)
+}
+
 // EncodeWith is EncodeInto with per-call options.
 func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) error {
+	return e.EncodeContext(context.Background(), texts, dst, o)
+}
+
+// EncodeContext is EncodeWith that stops between batches once ctx is done, returning ctx.Err();
+// rows not yet computed are left as they were.
+func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float32, o EncodeOptions) error {
 	H := e.Dim()
 	if len(dst) < len(texts)*H {
 		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
@@ -138,11 +205,17 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 	if o.Prompt != "" && !e.Model.IncludePrompt {
 		return errors.New("prompts with include_prompt=false pooling are not supported yet")
 	}
-	ids, err := e.Tokenize(texts, o.Prompt)
+	if o.Truncated != nil && len(o.Truncated) < len(texts) {
+		return fmt.Errorf("truncated flags hold %d entries, %d texts need as many", len(o.Truncated), len(texts))
+	}
+	ids, truncated, err := e.TokenizeMax(texts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
 		return err
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	if o.Truncated != nil {
+		copy(o.Truncated, truncated)
+	}
+	return e.encodeIDs(ctx, ids, dst, o.BatchSize, o.Normalize)
 }
 
 // EncodeIDs embeds sequences of token ids (special tokens included, as Tokenize returns them)
@@ -169,11 +242,11 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 			return fmt.Errorf("sequence %d has %d tokens, more than max_seq_length %d", i, len(s), e.Model.MaxSeqLength)
 		}
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, o.Normalize)
+	return e.encodeIDs(context.Background(), ids, dst, o.BatchSize, o.Normalize)
 }
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
-func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, batchSize int, normalize bool) error {
 	H := e.Dim()
 	// Identical token sequences are computed once: it saves work on repetitive corpora and
 	// guarantees duplicates get bitwise identical vectors.
@@ -184,11 +257,14 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normali
 	}
 	normalize = normalize || e.Model.Normalize
 	var host []float32
-	budget := tokenBudget
-	if e.be.Name() != "cpu" {
-		budget = gpuTokenBudget
+	budget := gpuTokenBudget
+	if e.be.Name() == "cpu" {
+		budget = cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
 	}
 	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		for k, j := range plan.Index {
 			plan.Index[k] = uniq[j]
 		}

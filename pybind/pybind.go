@@ -7,6 +7,7 @@ package pybind
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"path/filepath"
@@ -70,7 +71,10 @@ func Load(model, device, dtype, revision, searchPaths string) (h int64, err erro
 // classify prefixes an engine error with the Python exception it maps to.
 func classify(err error) error {
 	msg := err.Error()
+	var dev *gocore.DeviceError
 	switch {
+	case errors.As(err, &dev):
+		return fmt.Errorf("RuntimeError: %s", msg)
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
 	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):
@@ -93,6 +97,7 @@ func Info(h int64) (s string, err error) {
 		"model_dir": m.Dir, "source": m.Source, "pooling": m.Pooling.String(), "normalize": m.Normalize,
 		"include_prompt": m.IncludePrompt, "prompts": m.Prompts, "default_prompt_name": m.DefaultPromptName,
 		"similarity_fn_name": m.Similarity, "model_type": m.Config.ModelType,
+		"max_seq_limit": e.MaxSeqLimit(),
 	})
 	return string(b), err
 }

@@ -20,19 +20,31 @@ import (
 	"github.com/daulet/tokenizers"
 )
 
-// Tokenizer is safe for concurrent use.
+// Tokenizer is safe for concurrent use. It holds no per-call state: a call may ask for its own
+// truncation length (up to Limit) without affecting other calls.
 type Tokenizer struct {
-	tk        *tokenizers.Tokenizer
-	maxLen    int
-	lowerCase bool
+	// tk truncates at limit+1 tokens: a result longer than the length a call asked for shows that
+	// the text was truncated, and cutting it gives exactly what truncation at that length gives.
+	tk         *tokenizers.Tokenizer
+	maxLen     int // default truncation length
+	limit      int // longest truncation length a call may ask for
+	head, tail int // special tokens the post-processor puts before and after the text
+	lowerCase  bool
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
 }
 
+// Option changes how Load builds a Tokenizer.
+type Option func(*Tokenizer)
+
+// WithLimit lets calls ask for truncation lengths up to n (the model's position limit); the
+// default is maxLen.
+func WithLimit(n int) Option { return func(t *Tokenizer) { t.limit = max(n, t.maxLen) } }
+
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
 // lowerCase lowercases texts first, as sentence-transformers does for do_lower_case models.
-func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
+func Load(path string, maxLen int, lowerCase bool, opts ...Option) (*Tokenizer, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("missing file %s: %w", path, err)
@@ -44,7 +56,11 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("%s: invalid JSON: %w", path, err)
 	}
-	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0})
+	t := &Tokenizer{maxLen: maxLen, limit: maxLen, lowerCase: lowerCase}
+	for _, o := range opts {
+		o(t)
+	}
+	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": t.limit + 1, "strategy": "LongestFirst", "stride": 0})
 	doc["truncation"] = trunc
 	doc["padding"] = json.RawMessage("null")
 	patched, err := json.Marshal(doc)
@@ -60,43 +76,97 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 		CleanText bool   `json:"clean_text"`
 	}
 	_ = json.Unmarshal(doc["normalizer"], &norm)
-	return &Tokenizer{tk: tk, maxLen: maxLen, lowerCase: lowerCase,
-		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}, nil
+	t.tk, t.stripNUL = tk, norm.Type == "BertNormalizer" && norm.CleanText
+	// The special tokens around a plain word tell how a cut must keep them ([CLS] ... [SEP]).
+	mask := tk.EncodeWithOptions("a", true, tokenizers.WithReturnSpecialTokensMask()).SpecialTokensMask
+	for t.head < len(mask) && mask[t.head] == 1 {
+		t.head++
+	}
+	for t.tail < len(mask)-t.head && mask[len(mask)-1-t.tail] == 1 {
+		t.tail++
+	}
+	if maxLen < max(t.head+t.tail, 1) {
+		tk.Close()
+		return nil, fmt.Errorf("max_seq_length %d is too small", maxLen)
+	}
+	return t, nil
 }
 
-// MaxLen is the truncation length in tokens, special tokens included.
+// MaxLen is the default truncation length in tokens, special tokens included.
 func (t *Tokenizer) MaxLen() int { return t.maxLen }
+
+// Limit is the longest truncation length a call may ask for.
+func (t *Tokenizer) Limit() int { return t.limit }
 
 // Encode returns the ids of one text with special tokens, truncated at MaxLen.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
+	ids, _, err := t.EncodeMax(text, t.maxLen)
+	return ids, err
+}
+
+// EncodeMax returns the ids of one text with special tokens, truncated at maxLen tokens
+// (MaxLen when 0), and whether truncation dropped any.
+func (t *Tokenizer) EncodeMax(text string, maxLen int) (ids []int32, truncated bool, err error) {
+	if maxLen, err = t.checkLen(maxLen); err != nil {
+		return nil, false, err
+	}
 	if t.lowerCase {
 		text = strings.ToLower(text)
 	}
 	if strings.IndexByte(text, 0) >= 0 {
 		if !t.stripNUL {
-			return nil, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
+			return nil, false, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
 		}
 		text = strings.ReplaceAll(text, "\x00", "")
 	}
 	if !utf8.ValidString(text) {
-		return nil, fmt.Errorf("text is not valid UTF-8")
+		return nil, false, fmt.Errorf("text is not valid UTF-8")
 	}
-	// A long text is tokenized from a prefix first: if the prefix already fills maxLen tokens and
-	// ends at whitespace, the truncated ids are those of the whole text. This bounds the work
-	// for multi-megabyte strings; the prefix doubles until it fills or covers the text.
-	for clip := 32 * t.maxLen; clip < len(text); clip *= 2 {
+	// A long text is tokenized from a prefix first: if the prefix already overflows maxLen tokens
+	// and ends at whitespace, the truncated ids are those of the whole text. This bounds the work
+	// for multi-megabyte strings; the prefix doubles until it overflows or covers the text.
+	for clip := 32 * maxLen; clip < len(text); clip *= 2 {
 		cut := prefixAtSpace(text, clip)
 		if cut <= 0 {
 			continue
 		}
-		if ids := t.encode(text[:cut]); len(ids) >= t.maxLen {
-			return ids, nil
+		if ids := t.raw(text[:cut]); len(ids) > maxLen {
+			ids, truncated = t.cut(ids, maxLen)
+			return ids, truncated, nil
 		}
 	}
-	return t.encode(text), nil
+	ids, truncated = t.cut(t.raw(text), maxLen)
+	return ids, truncated, nil
 }
 
+func (t *Tokenizer) checkLen(maxLen int) (int, error) {
+	if maxLen == 0 {
+		return t.maxLen, nil
+	}
+	if maxLen < max(t.head+t.tail, 1) || maxLen > t.limit {
+		return 0, fmt.Errorf("max_seq_length %d is outside %d..%d for this model", maxLen, max(t.head+t.tail, 1), t.limit)
+	}
+	return maxLen, nil
+}
+
+// cut truncates ids to maxLen as the tokenizer's own truncation would: text tokens are dropped
+// from the end, the trailing special tokens kept.
+func (t *Tokenizer) cut(ids []int32, maxLen int) ([]int32, bool) {
+	if len(ids) <= maxLen {
+		return ids, false
+	}
+	copy(ids[maxLen-t.tail:], ids[len(ids)-t.tail:])
+	return ids[:maxLen:maxLen], true
+}
+
+// encode is Encode without the checks: the ids of text truncated at MaxLen.
 func (t *Tokenizer) encode(text string) []int32 {
+	ids, _ := t.cut(t.raw(text), t.maxLen)
+	return ids
+}
+
+// raw tokenizes text with special tokens, truncated at limit+1.
+func (t *Tokenizer) raw(text string) []int32 {
 	enc := t.tk.EncodeWithOptions(text, true)
 	ids := make([]int32, len(enc.IDs))
 	for i, id := range enc.IDs {
@@ -117,10 +187,21 @@ func prefixAtSpace(s string, n int) int {
 	return -1
 }
 
-// EncodeBatch tokenizes texts on all cores, each as prompt+text. The error names the index of
-// the first text that failed.
+// EncodeBatch tokenizes texts on all cores, each as prompt+text truncated at MaxLen. The error
+// names the index of the first text that failed.
 func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error) {
-	out := make([][]int32, len(texts))
+	ids, _, err := t.EncodeBatchMax(texts, prompt, 0)
+	return ids, err
+}
+
+// EncodeBatchMax is EncodeBatch truncating at maxLen (MaxLen when 0); truncated[i] says whether
+// text i lost tokens.
+func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (out [][]int32, truncated []bool, err error) {
+	if maxLen, err = t.checkLen(maxLen); err != nil {
+		return nil, nil, err
+	}
+	out = make([][]int32, len(texts))
+	truncated = make([]bool, len(texts))
 	errs := make([]error, len(texts))
 	// Small grains spread even a short batch over every core (a 50-word text takes ~100 us);
 	// large batches take 16 texts per grab to keep the shared counter cold.
@@ -129,13 +210,13 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	workers := min(procs, (len(texts)+grain-1)/grain)
 	if workers <= 1 { // a query or a few: no goroutine to start and wait for
 		for j, text := range texts {
-			ids, err := t.Encode(prompt + text)
+			ids, cut, err := t.EncodeMax(prompt+text, maxLen)
 			if err != nil {
-				return nil, fmt.Errorf("text at index %d: %w", j, err)
+				return nil, nil, fmt.Errorf("text at index %d: %w", j, err)
 			}
-			out[j] = ids
+			out[j], truncated[j] = ids, cut
 		}
-		return out, nil
+		return out, truncated, nil
 	}
 	var wg sync.WaitGroup
 	var next sync.Mutex
@@ -153,7 +234,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 					return
 				}
 				for j := start; j < min(start+grain, len(texts)); j++ {
-					out[j], errs[j] = t.encodeSafe(prompt + texts[j])
+					out[j], truncated[j], errs[j] = t.encodeSafe(prompt+texts[j], maxLen)
 				}
 			}
 		}()
@@ -161,21 +242,21 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	wg.Wait()
 	for j, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("text at index %d: %w", j, err)
+			return nil, nil, fmt.Errorf("text at index %d: %w", j, err)
 		}
 	}
-	return out, nil
+	return out, truncated, nil
 }
 
 // encodeSafe is Encode with a panic turned into an error: it runs on worker goroutines, where an
 // unrecovered panic would abort the process.
-func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
+func (t *Tokenizer) encodeSafe(text string, maxLen int) (ids []int32, truncated bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the tokenizer: %v", r)
 		}
 	}()
-	return t.Encode(text)
+	return t.EncodeMax(text, maxLen)
 }
 
 // PromptLength is the number of tokens a prompt contributes at the start of a sequence
