@@ -338,8 +338,14 @@ class Encoder:
                     return
                 part = texts[start:start + chunk]
                 buf, offs = _pack(part, first_index=start)
-                _api.call("EncodeCtl", handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
-                          out[start:].ctypes.data, opts, truncated[start:].ctypes.data, cancel.ctypes.data)
+                try:
+                    _api.call("EncodeCtl", handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
+                              out[start:].ctypes.data, opts, truncated[start:].ctypes.data, cancel.ctypes.data)
+                except (ValueError, RuntimeError) as e:
+                    if start == 0 or str(e).startswith("Cancelled"):
+                        raise
+                    # Go counts texts within the chunk it was given
+                    raise type(e)(f"{e} (text indices counted from text {start})") from None
                 done_texts.append(len(part))
 
         if len(texts) <= batch_size and not progress:
