@@ -34,11 +34,13 @@ type Options struct {
 
 // EncodeOptions are the per-call settings of EncodeWith.
 type EncodeOptions struct {
-	BatchSize    int    // sequences per forward; default 32
-	Normalize    bool   // L2-normalise (always done when the model has a Normalize module)
-	Prompt       string // prepended to every text, as sentence-transformers does
-	MaxSeqLength int    // truncation length in tokens; 0: the model's (up to MaxSeqLimit)
-	Truncated    []bool // if not nil: set to whether each text was truncated
+	BatchSize int    // most sequences per forward; 0: 32 on the CPU, the token budget alone on a GPU
+	Normalize bool   // L2-normalise (always done when the model has a Normalize module)
+	Prompt    string // prepended to every text, as sentence-transformers does
+	// MaxSeqLength is the truncation length in tokens; 0: the model's (at most MaxSeqLimit).
+	MaxSeqLength int
+	// Truncated, if not nil, receives whether each text was truncated.
+	Truncated []bool
 }
 
 // tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is:
@@ -49,18 +51,6 @@ const (
 	tokenBudget    = 16384
 	gpuTokenBudget = 65536
 )
-
-// DeviceError says that a known device could not be opened here, and why (no GPU, no driver,
-// a library missing).
-type DeviceError struct {
-	Device string
-	Err    error
-}
-
-func (e *DeviceError) Error() string {
-	return fmt.Sprintf("device %q is unavailable: %v", e.Device, e.Err)
-}
-func (e *DeviceError) Unwrap() error { return e.Err }
 
 // cpuWorkPerWorker is the arithmetic one CPU forward gives each worker: a fraction of a
 // second on one core, so Ctrl-C (which stops between forwards) is seen within a second, while
@@ -75,6 +65,28 @@ func cpuBudget(c modeldir.Config, workers int) int {
 		return tokenBudget
 	}
 	return max(64, min(tokenBudget, int(float64(workers)*cpuWorkPerWorker/perToken)))
+}
+
+// DeviceError says that a known device could not be opened here, and why (no GPU, no driver,
+// a library missing).
+type DeviceError struct {
+	Device string
+	Err    error
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("device %q is unavailable: %v", e.Device, e.Err)
+}
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// defaultBatchSize is the batch size when the caller gives none: sentence-transformers' 32 on
+// the CPU (where a bigger batch gains nothing); on a GPU, whatever fits the token budget (a
+// GPU forward of 32 short texts would leave most of the device idle).
+func (e *Encoder) defaultBatchSize() int {
+	if e.be.Name() == "cpu" {
+		return 32
+	}
+	return gpuTokenBudget
 }
 
 // ErrClosed is returned by calls on a closed Encoder.
@@ -144,7 +156,7 @@ func (e *Encoder) Dim() int { return e.dim }
 // Device names the backend in use ("cpu", "cuda", "metal").
 func (e *Encoder) Device() string { return e.be.Name() }
 
-// Encode embeds texts with the default options (batches of 32, normalised only if the model
+// Encode embeds texts with the default options (the default batch size, normalised only if the model
 // says so).
 func (e *Encoder) Encode(texts []string) ([][]float32, error) {
 	flat := make([]float32, len(texts)*e.Dim())
@@ -197,7 +209,7 @@ func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float
 		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
@@ -207,6 +219,9 @@ func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float
 	}
 	if o.Truncated != nil && len(o.Truncated) < len(texts) {
 		return fmt.Errorf("truncated flags hold %d entries, %d texts need as many", len(o.Truncated), len(texts))
+	}
+	if e.pipelined(len(texts)) {
+		return e.encodePipelined(ctx, texts, dst, o)
 	}
 	ids, truncated, err := e.TokenizeMax(texts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
@@ -226,7 +241,7 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 		return fmt.Errorf("output buffer holds %d floats, %d sequences need %d", len(dst), len(ids), len(ids)*e.Dim())
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
@@ -247,70 +262,114 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
 func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+	d := newDeduper(len(ids))
+	if err := e.encodeRows(ctx, ids, d.add(ids, 0, len(ids)), dst, batchSize, normalize); err != nil {
+		return err
+	}
+	d.copyDuplicates(dst, e.Dim())
+	return nil
+}
+
+// encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
+// of dst. It stops before a forward once ctx is done.
+func (e *Encoder) encodeRows(ctx context.Context, ids [][]int32, rows []int, dst []float32, batchSize int, normalize bool) error {
 	H := e.Dim()
-	// Identical token sequences are computed once: it saves work on repetitive corpora and
-	// guarantees duplicates get bitwise identical vectors.
-	uniq, firstOf := dedupe(ids)
-	lengths := make([]int, len(uniq))
-	for j, i := range uniq {
+	lengths := make([]int, len(rows))
+	for j, i := range rows {
 		lengths[j] = len(ids[i])
 	}
 	normalize = normalize || e.Model.Normalize
-	var host []float32
 	budget := gpuTokenBudget
 	if e.be.Name() == "cpu" {
 		budget = cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
 	}
-	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
+	var tr stageTrace
+	defer tr.print()
+	plans := schedule.Plan(lengths, batchSize, budget)
+	for k := range plans {
+		for n, j := range plans[k].Index {
+			plans[k].Index[n] = rows[j]
+		}
+	}
+	// Two host buffers: the rows of batch k are checked and copied out while the device runs
+	// batch k+1 (forward's overlap), so a GPU does not idle during that host work.
+	var bufs [2][]float32
+	var pending func() error
+	tr.start()
+	for k, in := range packAhead(ids, plans) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for k, j := range plan.Index {
-			plan.Index[k] = uniq[j]
-		}
-		in := pack(ids, plan)
-		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
-		if err := e.forward(in, host, normalize); err != nil {
+		tr.packed(in.B(), in.T())
+		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
+		bufs[k%2] = host
+		if err := e.forward(in, host, normalize, &tr, pending); err != nil {
 			return err
 		}
-		for j, i := range plan.Index {
-			row := host[j*H : (j+1)*H]
-			for _, v := range row {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
-				}
-			}
-			copy(dst[i*H:(i+1)*H], row)
-		}
+		index := plans[k].Index
+		pending = func() error { return e.scatter(dst, host, index) }
 	}
-	for i, f := range firstOf {
-		if f != i {
-			copy(dst[i*H:(i+1)*H], dst[f*H:(f+1)*H])
-		}
+	if pending != nil {
+		return pending()
 	}
 	return nil
 }
 
-// dedupe returns the indices of the first occurrence of each distinct sequence, and for every
-// sequence the index of its first occurrence.
-func dedupe(ids [][]int32) (uniq, firstOf []int) {
-	seen := make(map[string]int, len(ids))
-	firstOf = make([]int, len(ids))
-	for i, s := range ids {
-		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
-		if f, ok := seen[key]; ok {
-			firstOf[i] = f
-			continue
+// scatter copies pooled row j of host to row index[j] of dst, refusing non-finite values.
+func (e *Encoder) scatter(dst, host []float32, index []int) error {
+	H := e.Dim()
+	for j, i := range index {
+		row := host[j*H : (j+1)*H]
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
+			}
 		}
-		seen[key] = i
-		firstOf[i] = i
-		uniq = append(uniq, i)
+		copy(dst[i*H:(i+1)*H], row)
 	}
-	return uniq, firstOf
+	return nil
 }
 
-// forward runs one packed batch under the device lock and downloads the pooled rows.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error {
+// deduper finds repeated token sequences, so that each distinct one is computed once: it
+// saves work on repetitive corpora and guarantees duplicates bitwise identical vectors.
+type deduper struct {
+	seen    map[string]int
+	firstOf []int // for every sequence, the index of its first occurrence
+}
+
+func newDeduper(n int) *deduper {
+	return &deduper{seen: make(map[string]int, n), firstOf: make([]int, n)}
+}
+
+// add registers ids[from:to] and returns the indices among them seen for the first time.
+func (d *deduper) add(ids [][]int32, from, to int) (uniq []int) {
+	for i := from; i < to; i++ {
+		s := ids[i]
+		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
+		if f, ok := d.seen[key]; ok {
+			d.firstOf[i] = f
+			continue
+		}
+		d.seen[key] = i
+		d.firstOf[i] = i
+		uniq = append(uniq, i)
+	}
+	return uniq
+}
+
+// copyDuplicates fills the row of every repeated sequence from its first occurrence's row.
+func (d *deduper) copyDuplicates(dst []float32, H int) {
+	for i, f := range d.firstOf {
+		if f != i {
+			copy(dst[i*H:(i+1)*H], dst[f*H:(f+1)*H])
+		}
+	}
+}
+
+// forward runs one packed batch under the device lock and downloads the pooled rows. overlap,
+// when not nil, runs after the forward is enqueued and before its download: host work that a
+// GPU's computation hides.
+func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace, overlap func() error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.net == nil {
@@ -320,7 +379,15 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error 
 	if err != nil {
 		return err
 	}
-	return e.be.Download(host, pooled)
+	tr.launched()
+	if overlap != nil {
+		if err := overlap(); err != nil {
+			return err
+		}
+	}
+	err = e.be.Download(host, pooled)
+	tr.downloaded()
+	return err
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.

@@ -212,7 +212,7 @@ func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (o
 		for j, text := range texts {
 			ids, cut, err := t.EncodeMax(prompt+text, maxLen)
 			if err != nil {
-				return nil, nil, fmt.Errorf("text at index %d: %w", j, err)
+				return nil, nil, &TextError{Index: j, Err: err}
 			}
 			out[j], truncated[j] = ids, cut
 		}
@@ -242,11 +242,20 @@ func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (o
 	wg.Wait()
 	for j, err := range errs {
 		if err != nil {
-			return nil, nil, fmt.Errorf("text at index %d: %w", j, err)
+			return nil, nil, &TextError{Index: j, Err: err}
 		}
 	}
 	return out, truncated, nil
 }
+
+// TextError is the failure of one text of a batch.
+type TextError struct {
+	Index int // the text's index in the batch
+	Err   error
+}
+
+func (e *TextError) Error() string { return fmt.Sprintf("text at index %d: %v", e.Index, e.Err) }
+func (e *TextError) Unwrap() error { return e.Err }
 
 // encodeSafe is Encode with a panic turned into an error: it runs on worker goroutines, where an
 // unrecovered panic would abort the process.

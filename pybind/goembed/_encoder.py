@@ -26,7 +26,7 @@ _ENCODE_KEYWORDS = (
 _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
 _CPU_CHUNK = 256
-_GPU_CHUNK = 32768
+_GPU_CHUNK = 65536
 # sentence-transformers constructor keywords that mean nothing here: goembed never downloads,
 # runs no remote code and has one backend per device.
 _IGNORED_INIT_KEYWORDS = ("cache_folder", "trust_remote_code", "token", "use_auth_token", "local_files_only",
@@ -133,13 +133,14 @@ class Encoder:
     # --- encoding -------------------------------------------------------------------------------
 
     def encode(self, sentences: str | Iterable[str] | None = None, prompt_name: str | None = None,
-               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               prompt: str | None = None, batch_size: int | None = None, show_progress_bar: bool | None = None,
                output_value: str | None = "sentence_embedding", precision: str = "float32",
                convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | None = None,
                normalize_embeddings: bool = False, truncate_dim: int | None = None, **kwargs: Any):
         """Embed one text (returns shape (dim,)) or a list of texts (returns (n, dim)), float32.
 
-        Texts are sorted by length, batched (``batch_size`` sequences per forward), embedded and
+        Texts are sorted by length, batched (at most ``batch_size`` sequences per forward; by
+        default 32 on the CPU and as many as a GPU forward's token budget holds), embedded and
         put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
         the first dimensions (then normalises if asked), as sentence-transformers does.
 
@@ -154,8 +155,9 @@ class Encoder:
         if kwargs:
             raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(kwargs)}; "
                              f"accepted keywords: {', '.join(_ENCODE_KEYWORDS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}")
         if precision != "float32":
@@ -179,7 +181,8 @@ class Encoder:
         out = np.empty((len(texts), dim), dtype=np.float32)
         # Go normalises inside the pooling kernel unless a truncation must come first.
         go_normalize = bool(normalize_embeddings) and truncate_dim is None
-        truncated = self._encode_into(texts, out, batch_size, go_normalize, prompt_text, show_progress_bar, max_len)
+        truncated = self._encode_into(texts, out, batch_size or 0, go_normalize, prompt_text, show_progress_bar,
+                                      max_len)
         self._warn_truncation(truncated, len(texts), max_len)
 
         if truncate_dim is not None:
@@ -324,8 +327,9 @@ class Encoder:
             raise ValueError("this Encoder is closed")
         # Work goes to Go in chunks, which bounds the memory of a huge call (texts are packed
         # per chunk) and moves the progress bar. Chunk sizes depend only on the device and
-        # batch_size (never on timing), so the same call gives the same bits.
-        chunk = _GPU_CHUNK if self.device != "cpu" else max(batch_size * 8, _CPU_CHUNK)
+        # batch_size (never on timing), so the same call gives the same bits. batch_size 0 is
+        # Go's default (32 on the CPU, the token budget on a GPU).
+        chunk = _GPU_CHUNK if self.device != "cpu" else max((batch_size or 32) * 8, _CPU_CHUNK)
         opts = json.dumps({"batch_size": int(batch_size), "normalize": normalize, "prompt": prompt,
                            "max_seq_length": max_len})
         truncated = np.zeros(len(texts), dtype=np.bool_)
@@ -348,7 +352,7 @@ class Encoder:
                     raise type(e)(f"{e} (text indices counted from text {start})") from None
                 done_texts.append(len(part))
 
-        if len(texts) <= batch_size and not progress:
+        if len(texts) <= (batch_size or 32) and not progress:
             run([])  # one batch: nothing to stop between
         else:
             _run_interruptibly(run, cancel, len(texts), progress)
