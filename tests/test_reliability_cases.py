@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import types
 from pathlib import Path
 
@@ -225,31 +224,6 @@ def test_r26_normalizing_a_zero_vector_gives_zeros(tmp_path, minilm_dir, device,
 
 
 # --- threads ---------------------------------------------------------------------------------
-
-def test_r31_threads_keep_throughput(model, corpus):
-    # 16 threads sharing one Encoder do the work of one thread at least about as fast; the
-    # best of two rounds each, since this machine is shared.
-    from concurrent.futures import ThreadPoolExecutor
-
-    texts = [r["text"] for r in corpus[:96]]
-    calls = [texts[i:i + 6] for i in range(0, 96, 6)]  # 16 calls of 6 texts
-    model.encode(calls[0])
-
-    def sequential():
-        t0 = time.perf_counter()
-        for c in calls:
-            model.encode(c)
-        return time.perf_counter() - t0
-
-    def threaded():
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(model.encode, calls))
-        return time.perf_counter() - t0
-
-    seq, par = min(sequential(), sequential()), min(threaded(), threaded())
-    assert par <= seq / 0.8, f"16 threads took {par:.2f}s for what one thread does in {seq:.2f}s"
-
 
 def test_r33_threads_get_their_own_settings(tiny):
     # Two Encoders of one model, different max_seq_length and prompts, used at once from two
