@@ -47,10 +47,10 @@ type EncodeOptions struct {
 // at most 16,384 on the CPU (cpuBudget: fewer for larger models and fewer cores); a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
 // fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
 // take about 0.6 GB).
-const (
-	tokenBudget    = 16384
-	gpuTokenBudget = 65536
-)
+const tokenBudget = 16384
+
+// gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go).
+var gpuTokenBudget = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
 
 // cpuWorkPerWorker is the arithmetic one CPU forward gives each worker: a fraction of a
 // second on one core, so Ctrl-C (which stops between forwards) is seen within a second, while

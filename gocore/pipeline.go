@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/goembed/goembed/gocore/arch"
@@ -17,7 +18,7 @@ import (
 // Tokenizing is CPU work on all cores and a GPU forward mostly waits for the device, so the
 // next window is tokenized while the current one runs: the GPU does not wait for the whole
 // list's tokenization first.
-var pipelineWindow = 4096
+var pipelineWindow = envInt("GOEMBED_PIPELINE_WINDOW", 4096, 1)
 
 // pipelineOnCPU lets tests run the pipeline on the CPU backend (where tokenizing and the
 // forwards compete for the same cores, so it is off).
@@ -144,6 +145,15 @@ func packAhead(ids [][]int32, plans []schedule.Batch) iter.Seq2[int, *arch.Batch
 			k++
 		}
 	}
+}
+
+// envInt reads a positive integer setting from the environment (for measuring alternatives
+// without a rebuild); unset or below min keeps def.
+func envInt(name string, def, min int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= min {
+		return v
+	}
+	return def
 }
 
 // stageTrace adds up, when traceStages is on, where the host's time goes per batch of

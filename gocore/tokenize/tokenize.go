@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/daulet/tokenizers"
@@ -33,6 +32,8 @@ type Tokenizer struct {
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
+	wp       *wordPiece // the Go fast path for BERT WordPiece tokenizers, or nil (wordpiece.go)
+	wpWhy    string     // why wp is nil
 }
 
 // Option changes how Load builds a Tokenizer.
@@ -89,6 +90,10 @@ func Load(path string, maxLen int, lowerCase bool, opts ...Option) (*Tokenizer, 
 		tk.Close()
 		return nil, fmt.Errorf("max_seq_length %d is too small", maxLen)
 	}
+	if err := t.useFastPath(raw); err != nil {
+		tk.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return t, nil
 }
 
@@ -121,6 +126,13 @@ func (t *Tokenizer) EncodeMax(text string, maxLen int) (ids []int32, truncated b
 	}
 	if !utf8.ValidString(text) {
 		return nil, false, fmt.Errorf("text is not valid UTF-8")
+	}
+	if t.wp != nil {
+		// one piece more than asked: a longer result says the text was truncated
+		if ids, ok := t.wp.encode(text, maxLen+1); ok {
+			ids, truncated = t.cut(ids, maxLen)
+			return ids, truncated, nil
+		}
 	}
 	// A long text is tokenized from a prefix first: if the prefix already overflows maxLen tokens
 	// and ends at whitespace, the truncated ids are those of the whole text. This bounds the work
@@ -175,16 +187,11 @@ func (t *Tokenizer) raw(text string) []int32 {
 	return ids
 }
 
-// prefixAtSpace returns the end of the last whitespace run that starts before byte n, or -1.
+// prefixAtSpace returns the start of the last space, tab, newline or carriage return before
+// byte n, or -1. Only these four: BERT's clean_text deletes \v, \f and U+0085 (which
+// unicode.IsSpace counts), so a cut there could split what the whole text joins into one word.
 func prefixAtSpace(s string, n int) int {
-	for i := n; i > 0; {
-		r, size := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsSpace(r) {
-			return i - size
-		}
-		i -= size
-	}
-	return -1
+	return strings.LastIndexAny(s[:n], " \t\n\r")
 }
 
 // EncodeBatch tokenizes texts on all cores, each as prompt+text truncated at MaxLen. The error
