@@ -44,9 +44,9 @@ type EncodeOptions struct {
 }
 
 // tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is:
-// at most 16,384 on the CPU (cpuBudget: fewer for larger models and fewer cores); a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
-// fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
-// take about 0.6 GB).
+// at most 16,384 on the CPU (cpuBudget: fewer for larger models and fewer cores); a GPU gets
+// gpuTokenBudget, since bigger GEMMs run closer to its peak and fewer forwards mean fewer
+// synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens take about 0.6 GB).
 const tokenBudget = 16384
 
 // gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go).
