@@ -6,9 +6,11 @@
 package gocore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -32,16 +34,47 @@ type EncodeOptions struct {
 	BatchSize int    // most sequences per forward; 0: 32 on the CPU, the token budget alone on a GPU
 	Normalize bool   // L2-normalise (always done when the model has a Normalize module)
 	Prompt    string // prepended to every text, as sentence-transformers does
+	// MaxSeqLength is the truncation length in tokens; 0: the model's (at most MaxSeqLimit).
+	MaxSeqLength int
+	// Truncated, if not nil, receives whether each text was truncated.
+	Truncated []bool
 }
 
 // tokenBudget caps the tokens of one forward so activations stay small whatever batch_size is:
-// 16,384 on the CPU; a GPU gets gpuTokenBudget, since bigger GEMMs run closer to its peak and
-// fewer forwards mean fewer synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens
-// take about 0.6 GB).
+// at most 16,384 on the CPU (cpuBudget: fewer for larger models and fewer cores); a GPU gets
+// gpuTokenBudget, since bigger GEMMs run closer to its peak and fewer forwards mean fewer
+// synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens take about 0.6 GB).
 const tokenBudget = 16384
 
 // gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go).
 var gpuTokenBudget = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
+
+// cpuWorkPerWorker is the arithmetic one CPU forward gives each worker: a fraction of a
+// second on one core, so Ctrl-C (which stops between forwards) is seen within a second, while
+// the GEMMs stay large enough to run at full speed.
+const cpuWorkPerWorker = 4e9
+
+// cpuBudget is the tokens of one CPU forward: cpuWorkPerWorker per worker over the model's
+// multiply-adds per token (the layers' linear maps), at most tokenBudget.
+func cpuBudget(c modeldir.Config, workers int) int {
+	perToken := 2 * float64(c.NumHiddenLayers) * float64(4*c.HiddenSize*c.HiddenSize+2*c.HiddenSize*c.IntermediateSize)
+	if perToken <= 0 {
+		return tokenBudget
+	}
+	return max(64, min(tokenBudget, int(float64(workers)*cpuWorkPerWorker/perToken)))
+}
+
+// DeviceError says that a known device could not be opened here, and why (no GPU, no driver,
+// a library missing).
+type DeviceError struct {
+	Device string
+	Err    error
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("device %q is unavailable: %v", e.Device, e.Err)
+}
+func (e *DeviceError) Unwrap() error { return e.Err }
 
 // defaultBatchSize is the batch size when the caller gives none: sentence-transformers' 32 on
 // the CPU (where a bigger batch gains nothing); on a GPU, whatever fits the token budget (a
@@ -80,6 +113,21 @@ func Load(model string, opts Options) (*Encoder, error) {
 	return &Encoder{Model: m, Notes: sh.notes, dim: sh.dim, sh: sh}, nil
 }
 
+// positionLimit is the longest sequence the position embeddings cover: RoBERTa-style models
+// start positions after the padding index.
+func positionLimit(c modeldir.Config) int {
+	switch c.ModelType {
+	case "roberta", "xlm-roberta", "camembert", "mpnet":
+		return c.MaxPositionEmbeddings - 2
+	}
+	return c.MaxPositionEmbeddings
+}
+
+// MaxSeqLimit is the longest truncation length EncodeOptions.MaxSeqLength may ask for.
+func (e *Encoder) MaxSeqLimit() int {
+	return max(e.Model.MaxSeqLength, positionLimit(e.Model.Config))
+}
+
 // Dim is the embedding dimension.
 func (e *Encoder) Dim() int { return e.dim }
 
@@ -116,8 +164,26 @@ func (e *Encoder) Tokenize(texts []string, prompt string) ([][]int32, error) {
 	return sh.tok.EncodeBatch(texts, prompt)
 }
 
+// TokenizeMax is Tokenize truncating at maxLen tokens (the model's max_seq_length when 0); it
+// also says which texts were truncated.
+func (e *Encoder) TokenizeMax(texts []string, prompt string, maxLen int) ([][]int32, []bool, error) {
+	sh := e.sh
+	sh.tokMu.RLock()
+	defer sh.tokMu.RUnlock()
+	if e.closed.Load() || sh.tok == nil {
+		return nil, nil, ErrClosed
+	}
+	return sh.tok.EncodeBatchMax(texts, prompt, maxLen)
+}
+
 // EncodeWith is EncodeInto with per-call options.
 func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) error {
+	return e.EncodeContext(context.Background(), texts, dst, o)
+}
+
+// EncodeContext is EncodeWith that stops between batches once ctx is done, returning ctx.Err();
+// rows not yet computed are left as they were.
+func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float32, o EncodeOptions) error {
 	H := e.Dim()
 	if len(dst) < len(texts)*H {
 		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
@@ -135,14 +201,20 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 			return err
 		}
 	}
-	if e.pipelined(len(texts)) {
-		return e.encodePipelined(texts, dst, o, out)
+	if o.Truncated != nil && len(o.Truncated) < len(texts) {
+		return fmt.Errorf("truncated flags hold %d entries, %d texts need as many", len(o.Truncated), len(texts))
 	}
-	ids, err := e.Tokenize(texts, o.Prompt)
+	if e.pipelined(len(texts)) {
+		return e.encodePipelined(ctx, texts, dst, o, out)
+	}
+	ids, truncated, err := e.TokenizeMax(texts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
 		return err
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, out)
+	if o.Truncated != nil {
+		copy(o.Truncated, truncated)
+	}
+	return e.encodeIDs(ctx, ids, dst, o.BatchSize, out)
 }
 
 // promptLength is the number of leading tokens include_prompt=false leaves out of pooling.
@@ -180,13 +252,13 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 			return fmt.Errorf("sequence %d has %d tokens, more than max_seq_length %d", i, len(s), e.Model.MaxSeqLength)
 		}
 	}
-	return e.encodeIDs(ids, dst, o.BatchSize, arch.Output{Normalize: o.Normalize})
+	return e.encodeIDs(context.Background(), ids, dst, o.BatchSize, arch.Output{Normalize: o.Normalize})
 }
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
-func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, o arch.Output) error {
+func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, batchSize int, o arch.Output) error {
 	d := newDeduper(len(ids))
-	if err := e.encodeRows(ids, d.add(ids, 0, len(ids)), dst, batchSize, o); err != nil {
+	if err := e.encodeRows(ctx, ids, d.add(ids, 0, len(ids)), dst, batchSize, o); err != nil {
 		return err
 	}
 	d.copyDuplicates(dst, e.Dim())
@@ -194,18 +266,18 @@ func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, o arch.
 }
 
 // encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
-// of dst.
-func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize int, o arch.Output) error {
-	budget := tokenBudget
-	if e.Device() != "cpu" {
-		budget = gpuTokenBudget
+// of dst. It stops before a forward once ctx is done.
+func (e *Encoder) encodeRows(ctx context.Context, ids [][]int32, rows []int, dst []float32, batchSize int, o arch.Output) error {
+	budget := gpuTokenBudget
+	if e.Device() == "cpu" {
+		budget = cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
 	}
-	return e.encodeRowsUnder(ids, rows, dst, batchSize, budget, o)
+	return e.encodeRowsUnder(ctx, ids, rows, dst, batchSize, budget, o)
 }
 
 // encodeRowsUnder is encodeRows with batches of at most budget tokens. A batch that runs out
 // of device memory is run again, with the rest, under half its tokens (oom.go).
-func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batchSize, budget int, o arch.Output) error {
+func (e *Encoder) encodeRowsUnder(ctx context.Context, ids [][]int32, rows []int, dst []float32, batchSize, budget int, o arch.Output) error {
 	H := e.Dim()
 	lengths := make([]int, len(rows))
 	for j, i := range rows {
@@ -225,6 +297,9 @@ func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batc
 	var pending func() error
 	tr.start()
 	for k, in := range packAhead(ids, plans) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		tr.packed(in.B(), in.T())
 		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
 		bufs[k%2] = host
@@ -240,7 +315,7 @@ func (e *Encoder) encodeRowsUnder(ids [][]int32, rows []int, dst []float32, batc
 			if err != nil {
 				return err
 			}
-			return e.encodeRowsUnder(ids, rest, dst, batchSize, smaller, o)
+			return e.encodeRowsUnder(ctx, ids, rest, dst, batchSize, smaller, o)
 		}
 		if err != nil {
 			return err

@@ -1,8 +1,10 @@
 package gocore
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,14 +103,17 @@ func acquire(m *modeldir.Model, opts Options) (*shared, error) {
 
 func (sh *shared) load(m *modeldir.Model, opts Options) error {
 	loads.Add(1)
-	tok, err := tokenize.Load(m.Tokenizer, m.MaxSeqLength, m.DoLowerCase)
+	tok, err := tokenize.Load(m.Tokenizer, m.MaxSeqLength, m.DoLowerCase, tokenize.WithLimit(positionLimit(m.Config)))
 	if err != nil {
 		return err
 	}
 	be, notes, err := backend.Open(opts.Device, opts.DType)
 	if err != nil {
 		tok.Close()
-		return err
+		if opts.Device != "" && opts.Device != "auto" && !slices.Contains(backend.Names(), opts.Device) {
+			return err // a name no backend has: the caller's mistake
+		}
+		return &DeviceError{Device: cmp.Or(opts.Device, "auto"), Err: err}
 	}
 	net, err := arch.Load(be, m)
 	if err != nil {

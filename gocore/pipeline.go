@@ -1,6 +1,7 @@
 package gocore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -34,7 +35,7 @@ var traceStages = os.Getenv("GOEMBED_TRACE") == "1"
 // encodePipelined is EncodeWith for a GPU and more than one window of texts: a goroutine
 // tokenizes window k+1 while this one runs the forwards of window k. Duplicates are found across
 // the whole call, as in encodeIDs.
-func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions, out arch.Output) error {
+func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []float32, o EncodeOptions, out arch.Output) error {
 	type window struct {
 		start, end int
 		err        error
@@ -49,7 +50,7 @@ func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions
 		for start := 0; start < len(texts); start += pipelineWindow {
 			w := window{start: start, end: min(start+pipelineWindow, len(texts))}
 			t0 := time.Now()
-			w.err = e.tokenizeWindow(texts, ids, w.start, w.end, o.Prompt)
+			w.err = e.tokenizeWindow(texts, ids, w.start, w.end, o)
 			w.took = time.Since(t0)
 			select {
 			case ready <- w:
@@ -76,7 +77,7 @@ func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions
 		}
 		tokenizing += w.took
 		tc := time.Now()
-		if err := e.encodeRows(ids, d.add(ids, w.start, w.end), dst, o.BatchSize, out); err != nil {
+		if err := e.encodeRows(ctx, ids, d.add(ids, w.start, w.end), dst, o.BatchSize, out); err != nil {
 			return err
 		}
 		computing += time.Since(tc)
@@ -90,15 +91,16 @@ func (e *Encoder) encodePipelined(texts []string, dst []float32, o EncodeOptions
 	return nil
 }
 
-// tokenizeWindow fills ids[start:end]; an error names the text's index in the whole call. A
-// panic becomes an error: this runs on its own goroutine, where one would end the process.
-func (e *Encoder) tokenizeWindow(texts []string, ids [][]int32, start, end int, prompt string) (err error) {
+// tokenizeWindow fills ids[start:end] (and o.Truncated[start:end]); an error names the text's
+// index in the whole call. A panic becomes an error: this runs on its own goroutine, where one
+// would end the process.
+func (e *Encoder) tokenizeWindow(texts []string, ids [][]int32, start, end int, o EncodeOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error while tokenizing: %v", r)
 		}
 	}()
-	w, err := e.Tokenize(texts[start:end], prompt)
+	w, truncated, err := e.TokenizeMax(texts[start:end], o.Prompt, o.MaxSeqLength)
 	var te *tokenize.TextError
 	if errors.As(err, &te) {
 		te.Index += start
@@ -107,6 +109,9 @@ func (e *Encoder) tokenizeWindow(texts []string, ids [][]int32, start, end int, 
 		return err
 	}
 	copy(ids[start:end], w)
+	if o.Truncated != nil {
+		copy(o.Truncated[start:end], truncated)
+	}
 	return nil
 }
 

@@ -71,10 +71,11 @@ func Load(model, device, dtype, revision, searchPaths string) (h int64, err erro
 // classify prefixes an engine error with the Python exception it maps to.
 func classify(err error) error {
 	msg := err.Error()
+	var dev *gocore.DeviceError
 	switch {
 	case errors.Is(err, backend.ErrOutOfMemory):
 		return fmt.Errorf("MemoryError: %s", msg)
-	case strings.Contains(msg, "internal error"):
+	case strings.Contains(msg, "internal error"), errors.As(err, &dev):
 		return fmt.Errorf("RuntimeError: %s", msg)
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
@@ -99,6 +100,7 @@ func Info(h int64) (s string, err error) {
 		"include_prompt": m.IncludePrompt, "prompts": m.Prompts, "default_prompt_name": m.DefaultPromptName,
 		"similarity_fn_name": m.Similarity, "model_type": m.Config.ModelType,
 		"hidden_size": m.Config.HiddenSize, "dense_modules": len(m.Dense),
+		"max_seq_limit": e.MaxSeqLimit(),
 	})
 	return string(b), err
 }

@@ -64,3 +64,8 @@ def st_model(minilm_dir):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(minilm_dir, device="cpu")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_run: a run of minutes (RELIABILITY 29, 35); part of `make test`, "
+                                       "deselect with -m 'not long_run'")

@@ -93,17 +93,19 @@ def test_close_while_encoding_is_an_error_not_a_crash(minilm_dir, corpus):
 
 
 def test_keyboard_interrupt_stops_between_chunks(model, corpus):
-    # RELIABILITY 29 / issue 8: Ctrl-C stops a long encode soon, and the Encoder still works.
+    # RELIABILITY 29 / issue 8: Ctrl-C stops a long encode within a second (Go stops between
+    # batches, and CPU batches are a fraction of a second of work), and the Encoder still works.
     texts = [r["text"] for r in corpus[:3000]] * 4
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    t0 = time.perf_counter()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        model.encode(texts)
-    stopped_after = time.perf_counter() - t0
-    timer.cancel()
-    assert stopped_after < 0.5 + 3.0, f"encode ran {stopped_after:.1f}s after Ctrl-C"
-    assert model.encode("still usable").shape == (384,)
+    for delay in (0.5, 1.7):  # early: the longest texts come first; later: mid-run
+        timer = threading.Timer(delay, _thread.interrupt_main)
+        t0 = time.perf_counter()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            model.encode(texts)
+        stopped_after = time.perf_counter() - t0 - delay
+        timer.cancel()
+        assert stopped_after < 1.0, f"encode ran {stopped_after:.2f}s after Ctrl-C"
+        assert model.encode("still usable").shape == (384,)
 
 
 def test_prompts_none_accepted(tmp_path, minilm_dir):

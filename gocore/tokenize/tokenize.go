@@ -20,11 +20,16 @@ import (
 	"github.com/daulet/tokenizers"
 )
 
-// Tokenizer is safe for concurrent use.
+// Tokenizer is safe for concurrent use. It holds no per-call state: a call may ask for its own
+// truncation length (up to Limit) without affecting other calls.
 type Tokenizer struct {
-	tk      *tokenizers.Tokenizer
-	maxLen  int
-	special map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
+	// tk truncates at limit+1 tokens: a result longer than the length a call asked for shows that
+	// the text was truncated, and cutting it gives exactly what truncation at that length gives.
+	tk         *tokenizers.Tokenizer
+	maxLen     int            // default truncation length
+	limit      int            // longest truncation length a call may ask for
+	head, tail int            // special tokens the post-processor puts before and after the text
+	special    map[int32]bool // ids of special tokens ([CLS], [SEP], [PAD], ...)
 	// stripNUL: the C binding cannot pass a NUL byte; the BERT normalizer's clean_text removes
 	// NUL anyway, so for such tokenizers dropping it first is exact.
 	stripNUL bool
@@ -32,10 +37,17 @@ type Tokenizer struct {
 	wpWhy    string     // why wp is nil
 }
 
+// Option changes how Load builds a Tokenizer.
+type Option func(*Tokenizer)
+
+// WithLimit lets calls ask for truncation lengths up to n (the model's position limit); the
+// default is maxLen.
+func WithLimit(n int) Option { return func(t *Tokenizer) { t.limit = max(n, t.maxLen) } }
+
 // Load reads tokenizer.json and sets truncation at maxLen tokens (special tokens included).
 // lowerCase lowercases texts first, as sentence-transformers 6 does for do_lower_case models:
 // a Lowercase normalizer put in front of tokenizer.json's own, unless that already is or holds one.
-func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
+func Load(path string, maxLen int, lowerCase bool, opts ...Option) (*Tokenizer, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("missing file %s: %w", path, err)
@@ -55,7 +67,11 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if doc["model"] == nil {
 		return nil, fmt.Errorf("%s: not a Hugging Face tokenizer (no \"model\" entry)", path)
 	}
-	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0})
+	t := &Tokenizer{maxLen: maxLen, limit: maxLen}
+	for _, o := range opts {
+		o(t)
+	}
+	trunc, _ := json.Marshal(map[string]any{"direction": "Right", "max_length": t.limit + 1, "strategy": "LongestFirst", "stride": 0})
 	doc["truncation"] = trunc
 	doc["padding"] = json.RawMessage("null")
 	var norm struct {
@@ -81,8 +97,19 @@ func Load(path string, maxLen int, lowerCase bool) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot build tokenizer: %v", path, err)
 	}
-	t := &Tokenizer{tk: tk, maxLen: maxLen, special: specialIDs(doc),
-		stripNUL: norm.Type == "BertNormalizer" && norm.CleanText}
+	t.tk, t.special, t.stripNUL = tk, specialIDs(doc), norm.Type == "BertNormalizer" && norm.CleanText
+	// The special tokens around a plain word tell how a cut must keep them ([CLS] ... [SEP]).
+	mask := tk.EncodeWithOptions("a", true, tokenizers.WithReturnSpecialTokensMask()).SpecialTokensMask
+	for t.head < len(mask) && mask[t.head] == 1 {
+		t.head++
+	}
+	for t.tail < len(mask)-t.head && mask[len(mask)-1-t.tail] == 1 {
+		t.tail++
+	}
+	if maxLen < max(t.head+t.tail, 1) {
+		tk.Close()
+		return nil, fmt.Errorf("max_seq_length %d is too small", maxLen)
+	}
 	// The fast path reads the patched file: a Lowercase put in front turns it off.
 	if err := t.useFastPath(patched); err != nil {
 		tk.Close()
@@ -143,45 +170,100 @@ func specialIDs(doc map[string]json.RawMessage) map[int32]bool {
 	return ids
 }
 
-// MaxLen is the truncation length in tokens, special tokens included.
+// MaxLen is the default truncation length in tokens, special tokens included.
 func (t *Tokenizer) MaxLen() int { return t.maxLen }
+
+// Limit is the longest truncation length a call may ask for.
+func (t *Tokenizer) Limit() int { return t.limit }
 
 // Encode returns the ids of one text with special tokens, truncated at MaxLen.
 func (t *Tokenizer) Encode(text string) ([]int32, error) {
+	ids, _, err := t.EncodeMax(text, t.maxLen)
+	return ids, err
+}
+
+// EncodeMax returns the ids of one text with special tokens, truncated at maxLen tokens
+// (MaxLen when 0), and whether truncation dropped any.
+func (t *Tokenizer) EncodeMax(text string, maxLen int) (ids []int32, truncated bool, err error) {
+	if maxLen, err = t.checkLen(maxLen); err != nil {
+		return nil, false, err
+	}
 	// First, since dropping NULs can turn invalid UTF-8 into valid (the fuzz seed
 	// testdata/fuzz/FuzzEncode/41a46be57c40c1d2 is "0\xcc\x00\x80").
 	if !utf8.ValidString(text) {
-		return nil, fmt.Errorf("text is not valid UTF-8")
+		return nil, false, fmt.Errorf("text is not valid UTF-8")
 	}
 	if strings.IndexByte(text, 0) >= 0 {
 		if !t.stripNUL {
-			return nil, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
+			return nil, false, fmt.Errorf("text contains a NUL character, which this tokenizer cannot receive")
 		}
 		text = strings.ReplaceAll(text, "\x00", "")
 	}
 	if t.wp != nil {
-		if ids, ok := t.wp.encode(text, t.maxLen); ok {
-			return ids, nil
+		// one piece more than asked: a longer result says the text was truncated
+		if ids, ok := t.wp.encode(text, maxLen+1); ok {
+			ids, truncated = t.cut(ids, maxLen)
+			return ids, truncated, nil
 		}
 	}
-	// A long text is tokenized from a prefix first: if the prefix already fills maxLen tokens and
-	// ends at whitespace, the truncated ids are those of the whole text. This bounds the work
-	// for multi-megabyte strings; the prefix doubles until it fills or covers the text.
-	for clip := 32 * t.maxLen; clip < len(text); clip *= 2 {
+	// A long text is tokenized from a prefix first: if the prefix already overflows maxLen tokens
+	// and ends at whitespace, the truncated ids are those of the whole text. This bounds the work
+	// for multi-megabyte strings; the prefix doubles until it overflows or covers the text.
+	for clip := 32 * maxLen; clip < len(text); clip *= 2 {
 		cut := prefixAtSpace(text, clip)
 		if cut <= 0 {
 			continue
 		}
-		if ids, err := t.encode(text[:cut]); err != nil || len(ids) >= t.maxLen {
-			return ids, err
+		ids, err := t.raw(text[:cut])
+		if err != nil {
+			return nil, false, err
+		}
+		if len(ids) > maxLen {
+			ids, truncated = t.cut(ids, maxLen)
+			return ids, truncated, nil
 		}
 	}
-	return t.encode(text)
+	if ids, err = t.raw(text); err != nil {
+		return nil, false, err
+	}
+	ids, truncated = t.cut(ids, maxLen)
+	return ids, truncated, nil
 }
 
-// encode runs the Rust tokenizer. It returns no ids when tokenization fails (the binding
-// swallows the error), so no ids is an error: every model goembed runs adds special tokens.
+func (t *Tokenizer) checkLen(maxLen int) (int, error) {
+	if maxLen == 0 {
+		return t.maxLen, nil
+	}
+	if maxLen < max(t.head+t.tail, 1) || maxLen > t.limit {
+		return 0, fmt.Errorf("max_seq_length %d is outside %d..%d for this model", maxLen, max(t.head+t.tail, 1), t.limit)
+	}
+	return maxLen, nil
+}
+
+// cut truncates ids to maxLen as the tokenizer's own truncation would: text tokens are dropped
+// from the end, the trailing special tokens kept.
+func (t *Tokenizer) cut(ids []int32, maxLen int) ([]int32, bool) {
+	if len(ids) <= maxLen {
+		return ids, false
+	}
+	copy(ids[maxLen-t.tail:], ids[len(ids)-t.tail:])
+	return ids[:maxLen:maxLen], true
+}
+
+// encode is Encode without the checks: the ids of text truncated at MaxLen.
 func (t *Tokenizer) encode(text string) ([]int32, error) {
+	ids, err := t.raw(text)
+	if err != nil {
+		return nil, err
+	}
+	ids, _ = t.cut(ids, t.maxLen)
+	return ids, nil
+}
+
+// raw runs the Rust tokenizer: text with special tokens, truncated at limit+1. It returns no
+// ids when tokenization fails (the binding swallows the error), so no ids is an error: every
+// model goembed runs adds special tokens.
+func (t *Tokenizer) raw(text string) ([]int32, error) {
 	enc := t.tk.EncodeWithOptions(text, true)
 	if len(enc.IDs) == 0 {
 		return nil, fmt.Errorf("the tokenizer returned no tokens (tokenizer.json adds no special tokens, or it failed on this text)")
@@ -200,10 +282,21 @@ func prefixAtSpace(s string, n int) int {
 	return strings.LastIndexAny(s[:n], " \t\n\r")
 }
 
-// EncodeBatch tokenizes texts on all cores, each as prompt+text. The error names the index of
-// the first text that failed.
+// EncodeBatch tokenizes texts on all cores, each as prompt+text truncated at MaxLen. The error
+// names the index of the first text that failed.
 func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error) {
-	out := make([][]int32, len(texts))
+	ids, _, err := t.EncodeBatchMax(texts, prompt, 0)
+	return ids, err
+}
+
+// EncodeBatchMax is EncodeBatch truncating at maxLen (MaxLen when 0); truncated[i] says whether
+// text i lost tokens.
+func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (out [][]int32, truncated []bool, err error) {
+	if maxLen, err = t.checkLen(maxLen); err != nil {
+		return nil, nil, err
+	}
+	out = make([][]int32, len(texts))
+	truncated = make([]bool, len(texts))
 	errs := make([]error, len(texts))
 	// Small grains spread even a short batch over every core (a 50-word text takes ~100 us);
 	// large batches take 16 texts per grab to keep the shared counter cold.
@@ -212,13 +305,13 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	workers := min(procs, (len(texts)+grain-1)/grain)
 	if workers <= 1 { // a query or a few: no goroutine to start and wait for
 		for j, text := range texts {
-			ids, err := t.Encode(prompt + text)
+			ids, cut, err := t.EncodeMax(prompt+text, maxLen)
 			if err != nil {
-				return nil, &TextError{Index: j, Err: err}
+				return nil, nil, &TextError{Index: j, Err: err}
 			}
-			out[j] = ids
+			out[j], truncated[j] = ids, cut
 		}
-		return out, nil
+		return out, truncated, nil
 	}
 	var wg sync.WaitGroup
 	var next sync.Mutex
@@ -236,7 +329,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 					return
 				}
 				for j := start; j < min(start+grain, len(texts)); j++ {
-					out[j], errs[j] = t.encodeSafe(prompt + texts[j])
+					out[j], truncated[j], errs[j] = t.encodeSafe(prompt+texts[j], maxLen)
 				}
 			}
 		}()
@@ -244,10 +337,10 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	wg.Wait()
 	for j, err := range errs {
 		if err != nil {
-			return nil, &TextError{Index: j, Err: err}
+			return nil, nil, &TextError{Index: j, Err: err}
 		}
 	}
-	return out, nil
+	return out, truncated, nil
 }
 
 // TextError is the failure of one text of a batch.
@@ -261,14 +354,14 @@ func (e *TextError) Unwrap() error { return e.Err }
 
 // encodeSafe is Encode with a panic turned into an error: it runs on worker goroutines, where an
 // unrecovered panic would abort the process.
-func (t *Tokenizer) encodeSafe(text string) (ids []int32, err error) {
+func (t *Tokenizer) encodeSafe(text string, maxLen int) (ids []int32, truncated bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the tokenizer: %v", r)
 		}
 	}()
 	debugPanicHere()
-	return t.Encode(text)
+	return t.EncodeMax(text, maxLen)
 }
 
 // PromptLength is the number of tokens a prompt contributes at the start of a sequence, as

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/daulet/tokenizers"
 )
 
 // testdata/tiny_tokenizer.json is a WordPiece tokenizer made with the Python tokenizers package;
@@ -145,5 +147,71 @@ func TestLowerCase(t *testing.T) {
 			t.Errorf("do_lower_case %v: %v vs %v", lower, a, b)
 		}
 		tk.Close()
+	}
+}
+
+// hfTruncated is the reference: the Rust tokenizer itself truncating at maxLen.
+func hfTruncated(t *testing.T, maxLen int) *tokenizers.Tokenizer {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/tiny_tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["truncation"] = map[string]any{"direction": "Right", "max_length": maxLen, "strategy": "LongestFirst", "stride": 0}
+	doc["padding"] = nil
+	patched, _ := json.Marshal(doc)
+	tk, err := tokenizers.FromBytes(patched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tk.Close() })
+	return tk
+}
+
+func TestPerCallLengthMatchesTokenizerTruncation(t *testing.T) {
+	tk, err := Load("testdata/tiny_tokenizer.json", 16, false, WithLimit(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Close()
+	if tk.MaxLen() != 16 || tk.Limit() != 64 {
+		t.Fatalf("MaxLen %d Limit %d, want 16 and 64", tk.MaxLen(), tk.Limit())
+	}
+	texts := []string{"", "hello", "the quick brown foxes"}
+	for n := 1; n < 80; n += 7 {
+		texts = append(texts, strings.Repeat("a b c the fox ", n))
+	}
+	for _, L := range []int{2, 3, 5, 16, 17, 40, 64} {
+		ref := hfTruncated(t, L)
+		full := hfTruncated(t, 100000)
+		for _, text := range texts {
+			got, cut, err := tk.EncodeMax(text, L)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]int32, 0)
+			for _, id := range ref.EncodeWithOptions(text, true).IDs {
+				want = append(want, int32(id))
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("L=%d %q: ids %v, want %v", L, text, got, want)
+			}
+			if n := len(full.EncodeWithOptions(text, true).IDs); cut != (n > L) {
+				t.Fatalf("L=%d %q: truncated=%v but the text has %d tokens", L, text, cut, n)
+			}
+		}
+	}
+	for _, bad := range []int{1, 65, -3} {
+		if _, _, err := tk.EncodeMax("x", bad); err == nil || !strings.Contains(err.Error(), "max_seq_length") {
+			t.Errorf("max_seq_length %d: error %v", bad, err)
+		}
+	}
+	ids, cut, err := tk.EncodeBatchMax([]string{"hello", strings.Repeat("fox ", 100)}, "", 0)
+	if err != nil || len(ids[1]) != 16 || cut[0] || !cut[1] {
+		t.Errorf("batch at the default length: %v %v %v", ids, cut, err)
 	}
 }

@@ -5,7 +5,7 @@
     embeddings = model.encode(["The weather is lovely today.", "It's so sunny outside!"])
 """
 
-from ._encoder import Encoder, devices
+from ._encoder import Encoder, TokenCounts, devices
 
 __version__ = "0.1.0"
-__all__ = ["Encoder", "devices", "__version__"]
+__all__ = ["Encoder", "TokenCounts", "devices", "__version__"]

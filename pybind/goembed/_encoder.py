@@ -8,8 +8,9 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,17 @@ _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
 _CPU_CHUNK = 256
 _GPU_CHUNK = 65536
+# sentence-transformers constructor keywords that mean nothing here: goembed never downloads,
+# runs no remote code and has one backend per device.
+_IGNORED_INIT_KEYWORDS = ("cache_folder", "trust_remote_code", "token", "use_auth_token", "local_files_only",
+                          "model_kwargs", "tokenizer_kwargs", "config_kwargs", "model_card_data", "backend")
+
+
+class TokenCounts(NamedTuple):
+    """Per text: the tokens the model sees (special tokens included) and whether truncation at
+    max_seq_length dropped any."""
+    lengths: np.ndarray  # int32
+    truncated: np.ndarray  # bool
 
 
 def devices() -> list[str]:
@@ -43,22 +55,51 @@ class Encoder:
         device: "auto" (Metal, then CUDA, then CPU), "cpu", "cuda" or "metal".
         dtype: "auto" (float32 on CPU, float16 on GPU), "float32", "float16", "bfloat16".
         revision: branch, tag or commit in the Hugging Face cache.
+        prompts, default_prompt_name, similarity_fn_name, truncate_dim: as sentence-transformers'
+            constructor: given prompts are added to (and override) the model's saved ones, a
+            ``None`` prompt means ""; the others replace the saved settings.
+
+    The sentence-transformers constructor keywords cache_folder, trust_remote_code, token,
+    local_files_only, model_kwargs, tokenizer_kwargs, config_kwargs, model_card_data and backend
+    are accepted and ignored (goembed never downloads or runs model code), so code written for
+    SentenceTransformer constructs an Encoder unchanged.
     """
 
+    # A call that truncates texts logs one WARNING, then at most one per this many seconds.
+    truncation_warning_interval = 60.0
+
     def __init__(self, model_name_or_path: str = "all-MiniLM-L6-v2", device: str | None = "auto",
-                 dtype: str = "auto", revision: str | None = None):
+                 dtype: str = "auto", revision: str | None = None, *, prompts: dict[str, str | None] | None = None,
+                 default_prompt_name: str | None = None, similarity_fn_name: str | None = None,
+                 truncate_dim: int | None = None, **kwargs: Any):
+        unknown = sorted(set(kwargs) - set(_IGNORED_INIT_KEYWORDS))
+        if unknown:
+            raise ValueError(f"Encoder() got unexpected keyword argument(s) {unknown}")
         if not isinstance(model_name_or_path, (str, os.PathLike)):
             raise TypeError(f"model_name_or_path must be a str or path, not {type(model_name_or_path).__name__}")
+        if prompts is not None and not isinstance(prompts, dict):
+            raise TypeError(f"prompts must be a dict of name -> prompt, not {type(prompts).__name__}")
+        if similarity_fn_name is not None and similarity_fn_name not in _SIMILARITIES:
+            raise ValueError(f"similarity_fn_name must be one of {', '.join(_SIMILARITIES)}; got {similarity_fn_name!r}")
+        _check_truncate_dim(truncate_dim)
         search = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
         self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype or "auto",
                                  revision or "", search)
         self._lock = threading.Lock()
         info = json.loads(_api.call("Info", self._handle))
         self._info = info
+        self._max_seq_length = int(info["max_seq_length"])
         self.device = info["device"]
-        self.prompts: dict[str, str] = dict(info["prompts"] or {})
-        self.default_prompt_name: str | None = info["default_prompt_name"] or None
-        self.similarity_fn_name: str = info["similarity_fn_name"] or "cosine"
+        self.prompts: dict[str, str] = {k: v or "" for k, v in {**(info["prompts"] or {}), **(prompts or {})}.items()}
+        self.default_prompt_name: str | None = default_prompt_name or info["default_prompt_name"] or None
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                             f"{sorted(self.prompts)}")
+        self.similarity_fn_name: str = similarity_fn_name or info["similarity_fn_name"] or "cosine"
+        self.truncate_dim = truncate_dim
+        self._warn_lock = threading.Lock()
+        self._warned_at = -math.inf  # time.monotonic() of the last truncation WARNING
+        self._unreported = 0  # texts truncated since then without a WARNING
         for note in info["notes"]:
             logger.info("goembed: %s", note)
 
@@ -66,8 +107,18 @@ class Encoder:
 
     @property
     def max_seq_length(self) -> int:
-        """Texts are truncated to this many tokens (special tokens included)."""
-        return int(self._info["max_seq_length"])
+        """Texts are truncated to this many tokens (special tokens included). Settable, as in
+        sentence-transformers, up to the model's position limit; an encode reads it once when it
+        starts, so setting it never changes a call in flight, on any thread."""
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        limit = int(self._info["max_seq_limit"])
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
+            raise ValueError(f"max_seq_length must be an integer in 1..{limit} (this model's position limit), "
+                             f"got {value!r}")
+        self._max_seq_length = int(value)
 
     def get_sentence_embedding_dimension(self) -> int:
         return int(self._info["dim"])
@@ -94,6 +145,12 @@ class Encoder:
         the first dimensions (then normalises if asked), as sentence-transformers does.
         ``output_value="token_embeddings"`` returns per text a float32 array (n_tokens, hidden)
         instead, ``output_value=None`` per text a dict (see ``_encode_outputs``).
+
+        An empty list gives shape ``(0, dim)`` (sentence-transformers gives ``(0,)``), so results
+        stack with others. Texts longer than ``max_seq_length`` tokens are truncated, and the call
+        logs a WARNING (rate-limited: see ``truncation_warning_interval``); ``count_tokens``
+        tells which texts are. A long call runs on a worker thread: Ctrl-C stops it between
+        batches and leaves the Encoder usable.
         """
         if "inputs" in kwargs and sentences is None:
             sentences = kwargs.pop("inputs")
@@ -111,8 +168,10 @@ class Encoder:
             raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None; got {output_value!r}")
         if device not in (None, self.device):
             raise ValueError(f"this Encoder runs on {self.device!r}; create another Encoder for device={device!r}")
-        if truncate_dim is not None and (not isinstance(truncate_dim, (int, np.integer)) or truncate_dim <= 0):
-            raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+        _check_truncate_dim(truncate_dim)
+        if truncate_dim is None:
+            truncate_dim = self.truncate_dim
+        max_len = self._max_seq_length  # read once: a concurrent setter cannot change this call
 
         single = isinstance(sentences, str)
         texts = [sentences] if single else _as_text_list(sentences)
@@ -128,7 +187,9 @@ class Encoder:
         out = np.empty((len(texts), dim), dtype=np.float32)
         # Go normalises inside the pooling kernel unless a truncation must come first.
         go_normalize = bool(normalize_embeddings) and truncate_dim is None
-        self._encode_into(texts, out, batch_size or 0, go_normalize, prompt_text, show_progress_bar)
+        truncated = self._encode_into(texts, out, batch_size or 0, go_normalize, prompt_text, show_progress_bar,
+                                      max_len)
+        self._warn_truncation(truncated, len(texts), max_len)
 
         if truncate_dim is not None:
             out = np.ascontiguousarray(out[:, :truncate_dim])
@@ -193,15 +254,31 @@ class Encoder:
 
     def tokenize(self, sentences, prompt: str | None = None) -> list[list[int]]:
         """The token ids the model sees for each text, special tokens included, truncated."""
+        ids, lens, _ = self._tokenize(sentences, prompt)
+        return [ids[i, :lens[i]].tolist() for i in range(len(lens))]
+
+    def count_tokens(self, sentences, prompt: str | None = None) -> TokenCounts:
+        """For each text, the number of tokens the model sees (special tokens and prompt
+        included, after truncation at max_seq_length) and whether truncation dropped any."""
+        _, lens, truncated = self._tokenize(sentences, prompt)
+        return TokenCounts(lens, truncated)
+
+    def _tokenize(self, sentences, prompt: str | None):
         texts = [sentences] if isinstance(sentences, str) else _as_text_list(sentences)
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        if not self._handle:
+            raise ValueError("this Encoder is closed")
+        width = self._max_seq_length
         buf, offs = _pack(texts)
-        width = self.max_seq_length
         ids = np.zeros((len(texts), width), dtype=np.int32)
         lens = np.zeros(len(texts), dtype=np.int32)
+        truncated = np.zeros(len(texts), dtype=np.bool_)
         if texts:
-            _api.call("Tokenize", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(texts),
-                      prompt or "", ids.ctypes.data, width, lens.ctypes.data)
-        return [ids[i, :lens[i]].tolist() for i in range(len(texts))]
+            opts = json.dumps({"prompt": prompt or "", "max_seq_length": width})
+            _api.call("TokenizeCtl", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(texts), opts,
+                      ids.ctypes.data, width, lens.ctypes.data, truncated.ctypes.data)
+        return ids, lens, truncated
 
     def encode_ids(self, input_ids, lengths=None, batch_size: int = 32,
                    normalize_embeddings: bool = False) -> np.ndarray:
@@ -294,31 +371,109 @@ class Encoder:
         return self.prompts[prompt_name] or ""
 
     def _encode_into(self, texts: list[str], out: np.ndarray, batch_size: int, normalize: bool,
-                     prompt: str, progress: bool) -> None:
+                     prompt: str, progress: bool, max_len: int) -> np.ndarray:
+        """Embed texts into out; returns the indices of the texts truncated at max_len."""
         if not texts:
-            return
+            return np.zeros(0, dtype=np.int64)
         if not self._handle:
             raise ValueError("this Encoder is closed")
-        # Work goes to Go in chunks, so the progress bar moves and Ctrl-C stops a long encode
-        # between chunks; within a chunk Go sorts by length and batches. Chunk sizes depend only
-        # on the device and batch_size (never on timing), so the same call gives the same bits.
+        # Work goes to Go in chunks, which bounds the memory of a huge call (texts are packed
+        # per chunk) and moves the progress bar. Chunk sizes depend only on the device and
+        # batch_size (never on timing), so the same call gives the same bits. batch_size 0 is
+        # Go's default (32 on the CPU, the token budget on a GPU).
         chunk = _GPU_CHUNK if self.device != "cpu" else max((batch_size or 32) * 8, _CPU_CHUNK)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(texts), desc="Batches", unit="text")
-        try:
+        opts = json.dumps({"batch_size": int(batch_size), "normalize": normalize, "prompt": prompt,
+                           "max_seq_length": max_len})
+        truncated = np.zeros(len(texts), dtype=np.bool_)
+        cancel = np.zeros(1, dtype=np.int32)  # Go stops between batches once this is nonzero
+        handle = self._handle
+
+        def run(done_texts: list[int]) -> None:
             for start in range(0, len(texts), chunk):
+                if cancel[0]:
+                    return
                 part = texts[start:start + chunk]
                 buf, offs = _pack(part, first_index=start)
-                dst = out[start:start + len(part)]
-                _api.call("Encode", self._handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
-                          dst.ctypes.data, int(batch_size), normalize, prompt)
-                if bar is not None:
-                    bar.update(len(part))
+                try:
+                    _api.call("EncodeCtl", handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
+                              out[start:].ctypes.data, opts, truncated[start:].ctypes.data, cancel.ctypes.data)
+                except (ValueError, RuntimeError) as e:
+                    if start == 0 or str(e).startswith("Cancelled"):
+                        raise
+                    # Go counts texts within the chunk it was given
+                    raise type(e)(f"{e} (text indices counted from text {start})") from None
+                done_texts.append(len(part))
+
+        if len(texts) <= (batch_size or 32) and not progress:
+            run([])  # one batch: nothing to stop between
+        else:
+            _run_interruptibly(run, cancel, len(texts), progress)
+        return np.flatnonzero(truncated)
+
+    def _warn_truncation(self, truncated: np.ndarray, n: int, max_len: int) -> None:
+        """One WARNING for a call that truncated texts, at most one per truncation_warning_interval
+        seconds per Encoder; the texts truncated in between are counted into the next one."""
+        if not len(truncated):
+            return
+        with self._warn_lock:
+            now = time.monotonic()
+            if now - self._warned_at < self.truncation_warning_interval:
+                self._unreported += len(truncated)
+                return
+            earlier, self._unreported, self._warned_at = self._unreported, 0, now
+        more = f"; {earlier} more truncated since the last warning" if earlier else ""
+        logger.warning("goembed: %d of %d texts exceed max_seq_length=%d tokens and were truncated (first at "
+                       "index %d)%s; Encoder.count_tokens tells which", len(truncated), n, max_len,
+                       int(truncated[0]), more)
+
+
+def _run_interruptibly(run, cancel: np.ndarray, total: int, progress: bool) -> None:
+    """run(done_texts) on a worker thread while this thread waits in short steps, so Ctrl-C
+    (KeyboardInterrupt) is seen at once: it sets cancel, Go stops after the batch in flight, and
+    the interrupt is re-raised once the worker has let go of the buffers."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+    done_texts: list[int] = []
+
+    def work():
+        try:
+            run(done_texts)
+        except BaseException as e:  # re-raised on the caller's thread
+            errors.append(e)
         finally:
-            if bar is not None:
-                bar.close()
+            done.set()
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc="Batches", unit="text")
+    shown = 0
+    try:
+        th = threading.Thread(target=work, name="goembed-encode", daemon=True)
+        th.start()
+        try:
+            while not done.wait(0.05):
+                if bar is not None and len(done_texts) > shown:
+                    n = sum(done_texts)
+                    bar.update(n - bar.n)
+                    shown = len(done_texts)
+        except BaseException:
+            cancel[0] = 1
+            done.wait()
+            raise
+        if bar is not None:
+            bar.update(sum(done_texts) - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    if errors:
+        raise errors[0]
+
+
+def _check_truncate_dim(truncate_dim) -> None:
+    if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer))
+                                     or truncate_dim <= 0):
+        raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
 
 
 def _as_text_list(sentences) -> list[str]:
