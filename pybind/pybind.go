@@ -83,6 +83,8 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &dt):
 		return fmt.Errorf("ValueError: %s", msg)
+	case strings.Contains(msg, "is a file, not a directory"):
+		return fmt.Errorf("NotADirectoryError: %s", msg) // as sentence-transformers
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
 	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):
