@@ -93,14 +93,20 @@ def test_no_exist_markers(folder, tmp_path, clean_env):
     clean_env.setenv("HF_HUB_CACHE", str(cache))
     no_exist = repo / ".no_exist" / SHA_MAIN
     no_exist.mkdir(parents=True)
-    # A marked optional file is absent even if the snapshot holds one: the prompts go away, as
-    # in sentence-transformers, which reads the cache through huggingface_hub.
+    # A marked optional file is absent, as huggingface_hub's try_to_load_from_cache decides (the
+    # marker wins even over a copy in the snapshot, a state only a hand-edited cache reaches).
     (no_exist / "config_sentence_transformers.json").write_text("")
     g = goembed.Encoder("org/tiny-e5", device="cpu")
+    assert g.prompts == {"query": "", "document": ""}
+    g.close()
+    # As huggingface_hub leaves it (marker, no file), sentence-transformers agrees.
+    (repo / "snapshots" / SHA_MAIN / "config_sentence_transformers.json").unlink()
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer("org/tiny-e5", cache_folder=str(cache), local_files_only=True, device="cpu")
+    g = goembed.Encoder("org/tiny-e5", device="cpu")
     assert g.prompts == st.prompts == {"query": "", "document": ""}
+    assert np.allclose(vectors(g), st.encode(["query: hello", "another text", ""]), atol=1e-5)
     g.close()
     # A marked required file is an error naming the file and the marker.
     (no_exist / "tokenizer.json").write_text("")
