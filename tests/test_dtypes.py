@@ -91,3 +91,28 @@ def test_torch_dtype_accepted(base):
 def test_unknown_dtype_lists_choices(base, bad):
     with pytest.raises(ValueError, match="auto, float32, float16, bfloat16, tfloat32"):
         goembed.Encoder(str(base), device="cpu", dtype=bad)
+
+
+@pytest.mark.parametrize("weights", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_gpu_compute_dtypes_with_each_weight_dtype(base, tmp_path, texts, weights, dtype):
+    # On a GPU every compute dtype reads every stored dtype; the reference is goembed's CPU
+    # float32 on the same (converted) weights. Skips without a usable CUDA device, unless
+    # GOEMBED_REQUIRE_CUDA=1 (the GPU machine), as tests/test_cuda_parity.py does.
+    import os
+
+    from test_cuda_parity import _NO_CUDA
+
+    folder = base if weights == "float32" else tm.with_weights_dtype(base, tmp_path / weights, weights)
+    try:
+        g = goembed.Encoder(str(folder), device="cuda", dtype=dtype)
+    except Exception as e:  # noqa: BLE001 - the message decides
+        if any(s in str(e) for s in _NO_CUDA) and os.environ.get("GOEMBED_REQUIRE_CUDA") != "1":
+            pytest.skip(f"no usable CUDA device: {e}")
+        raise
+    ref = goembed.Encoder(str(folder), device="cpu").encode(texts)
+    ours = g.encode(texts)
+    g.close()
+    assert np.isfinite(ours).all()
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= (0.99999 if dtype == "float32" else 0.999), f"cosine {cos.min():.6f}"
