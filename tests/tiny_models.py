@@ -59,7 +59,8 @@ def build(family: str, out: Path, *, seed: int = 0, default_prompt_name: str | N
     model.save_pretrained(hf)
     tok = minilm_tokenizer_dir()
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(tok / name, hf / name)
+        if name == "tokenizer.json" or (tok / name).exists():
+            shutil.copy(tok / name, hf / name)
     modules = [Transformer(str(hf), max_seq_length=256), Pooling(f["hidden"], pooling_mode=f["pooling"])]
     if f["normalize"]:
         modules.append(Normalize())
