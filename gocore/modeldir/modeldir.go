@@ -59,12 +59,12 @@ type Config struct {
 
 // Options says where to look besides a literal folder path.
 type Options struct {
-	Revision    string   // HF cache revision: branch, tag or commit; default "main"
-	CacheFolder string   // a hub cache searched first (sentence-transformers' cache_folder)
+	Revision    string // HF cache revision: branch, tag or commit; default "main"
+	CacheFolder string // a hub cache searched first (sentence-transformers' cache_folder)
 	// Env holds the environment variables that locate caches (HF_HUB_CACHE, HF_HOME, ...; see
 	// EnvVars); nil means the process environment. Python passes os.environ's values, which the
 	// Go runtime does not see once it has started.
-	Env map[string]string
+	Env         map[string]string
 	SearchPaths []string // Python site-packages folders for model packages
 }
 
