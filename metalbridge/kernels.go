@@ -31,6 +31,12 @@ type (
 		NH    int32
 		Scale float32 // log2(e) / sqrt(HD)
 	}
+	// attentionBiasArgs mirrors AttentionBiasArgs in shaders/attention.h.
+	attentionBiasArgs struct {
+		NH    int32
+		Scale float32
+		R     int32
+	}
 	// poolArgs mirrors PoolArgs in shaders/pool.h.
 	poolArgs struct {
 		H, Mode, Normalize int32
@@ -52,6 +58,9 @@ var bindings = map[string][]string{
 	// launcher does not use it yet (untried on Apple GPUs)
 	"attention_mma": {"out", "qkv", "seqStarts", "a"},
 	"pool":          {"out", "x", "seqStarts", "a"},
+	// attention_bias_* (relative position bias, MPNet); attention_mma_bias_* is not launched yet
+	"attention_bias":     {"out", "qkv", "seqStarts", "rel", "a"},
+	"attention_mma_bias": {"out", "qkv", "seqStarts", "rel", "a"},
 }
 
 // dynamicThreadgroup marks the families whose entry points take dynamic threadgroup memory
@@ -62,13 +71,20 @@ var dynamicThreadgroup = map[string]bool{"embed": true, "layernorm": true, "pool
 // ("f16") that the launchers use; Open builds a pipeline for each.
 func kernelNames(sfx string) []string {
 	return []string{"embed_" + sfx, "layernorm_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
-		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64"}
+		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64",
+		"attention_bias_" + sfx + "_hd32", "attention_bias_" + sfx + "_hd64"}
 }
 
-// family is the bindings key of an entry point name: its op, the name up to the first '_'.
+// family is the bindings key of an entry point name: the longest key that the name starts
+// with, followed by '_' (attention_bias_f16_hd64: attention_bias).
 func family(name string) string {
-	op, _, _ := strings.Cut(name, "_")
-	return op
+	best := ""
+	for k := range bindings {
+		if strings.HasPrefix(name, k+"_") && len(k) > len(best) {
+			best = k
+		}
+	}
+	return best
 }
 
 // simdWidth is SIMD_WIDTH of prelude_metal.h: the kernels' reductions assume it, and Open

@@ -37,11 +37,12 @@ func TestArgsMirrors(t *testing.T) {
 		}
 	}
 	mirrors := map[string]any{
-		"EmbedArgs":     embedArgs{},
-		"LayerNormArgs": layerNormArgs{},
-		"ActArgs":       actArgs{},
-		"AttentionArgs": attentionArgs{},
-		"PoolArgs":      poolArgs{},
+		"EmbedArgs":         embedArgs{},
+		"LayerNormArgs":     layerNormArgs{},
+		"ActArgs":           actArgs{},
+		"AttentionArgs":     attentionArgs{},
+		"AttentionBiasArgs": attentionBiasArgs{},
+		"PoolArgs":          poolArgs{},
 	}
 	if len(cStructs) != len(mirrors) {
 		t.Errorf("shaders declare %d Args structs, Go mirrors %d", len(cStructs), len(mirrors))

@@ -9,8 +9,8 @@
 	KERNEL void attention_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
 		__shared__ float4 ks[ATT_KTILE * HD / 4];                                                 \
 		__shared__ float4 vs[ATT_KTILE * HD / 4];                                                 \
-		attention<T, HD>(out, qkv, seqStarts, a, blockIdx.x, blockIdx.y, blockIdx.z, ks, vs,       \
-			threadIdx.x, blockDim.x);                                                             \
+		attention<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, blockIdx.x, blockIdx.y, blockIdx.z, \
+			ks, vs, threadIdx.x, blockDim.x);                                                     \
 	}
 #define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
 
@@ -22,9 +22,36 @@ FOR_EACH_STORAGE(ATTENTION_ENTRIES)
 #define ATTENTION_MMA_ENTRY(S, T, HD)                                                                  \
 	KERNEL void attention_mma_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
 		__shared__ __align__(16) T buf[ATTM_Q * (HD + ATTM_PAD)];                                      \
-		attention_mma<T, HD>(out, qkv, seqStarts, a, blockIdx.x, blockIdx.y, blockIdx.z, buf, threadIdx.x, \
-			blockDim.x); \
+		attention_mma<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, blockIdx.x, blockIdx.y, blockIdx.z, \
+			buf, threadIdx.x, blockDim.x); \
 	}
 #define ATTENTION_MMA_ENTRIES(S, T) ATTENTION_MMA_ENTRY(S, T, 32) ATTENTION_MMA_ENTRY(S, T, 64)
 
 FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)
+
+// attention_bias_<storage>_hd<HD> and attention_mma_bias_<storage>_hd<HD>: the same with the
+// relative position bias rel [NH, 2R-1] (float32) added to the scores; launched as above.
+#define ATTENTION_BIAS_ENTRY(S, T, HD)                                                             \
+	KERNEL void attention_bias_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, const float* rel, \
+		AttentionBiasArgs a) {                                                                    \
+		__shared__ float4 ks[ATT_KTILE * HD / 4];                                                  \
+		__shared__ float4 vs[ATT_KTILE * HD / 4];                                                  \
+		AttentionArgs args = {a.NH, a.scale};                                                        \
+		attention<T, HD, true>(out, qkv, seqStarts, args, rel + blockIdx.y * (2 * a.R - 1), a.R, blockIdx.x, \
+			blockIdx.y, blockIdx.z, ks, vs, threadIdx.x, blockDim.x);                              \
+	}
+#define ATTENTION_BIAS_ENTRIES(S, T) ATTENTION_BIAS_ENTRY(S, T, 32) ATTENTION_BIAS_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE(ATTENTION_BIAS_ENTRIES)
+
+#define ATTENTION_MMA_BIAS_ENTRY(S, T, HD)                                                         \
+	KERNEL void attention_mma_bias_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, const float* rel, \
+		AttentionBiasArgs a) {                                                                    \
+		__shared__ __align__(16) T buf[ATTM_Q * (HD + ATTM_PAD)];                                  \
+		AttentionArgs args = {a.NH, a.scale};                                                        \
+		attention_mma<T, HD, true>(out, qkv, seqStarts, args, rel + blockIdx.y * (2 * a.R - 1), a.R, blockIdx.x, \
+			blockIdx.y, blockIdx.z, buf, threadIdx.x, blockDim.x);                                 \
+	}
+#define ATTENTION_MMA_BIAS_ENTRIES(S, T) ATTENTION_MMA_BIAS_ENTRY(S, T, 32) ATTENTION_MMA_BIAS_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE16(ATTENTION_MMA_BIAS_ENTRIES)

@@ -17,6 +17,22 @@ struct AttentionArgs {
 	float scale; // log2(e) / sqrt(HD)
 };
 
+// AttentionBiasArgs are the scalars of attention_bias_* (relative position bias, MPNet); the Go
+// mirror is cuda.attentionBiasArgs. The bias table rel [NH, 2R-1] is float32 whatever the storage.
+struct AttentionBiasArgs {
+	int NH;      // heads
+	float scale; // log2(e) / sqrt(HD)
+	int R;       // the table spans relative positions 1-R .. R-1
+};
+
+#define LOG2E_F 1.4426950408889634f
+
+// rel_bias is the bias of key j for query i of one head: hrow[clamp(j - i, 1-R, R-1) + R-1],
+// times log2(e) (the scores are in base 2).
+DEVICE_FN float rel_bias(GLOBAL const float* hrow, int R, int rel) {
+	return hrow[min_i(max_i(rel, 1 - R), R - 1) + R - 1] * LOG2E_F;
+}
+
 #define ATT_KTILE 64 // keys staged per tile
 #define ATT_CHUNK 8  // keys scored between rescales
 
@@ -26,10 +42,12 @@ struct AttentionArgs {
 //	out[s0+i, h*HD:(h+1)*HD] = sum_j softmax_j(q_i . k_j / sqrt(HD)) v_j
 //
 // over the keys j of the same sequence. The block handles queries qblock*nt .. qblock*nt+nt-1;
-// ks and vs hold ATT_KTILE*HD/4 float4 each. HD is a multiple of 4.
-template <typename T, int HD>
+// ks and vs hold ATT_KTILE*HD/4 float4 each. HD is a multiple of 4. With BIAS, rel_bias(hrow,
+// R, j - i) is added to each score (hrow: head h's row of the table); without, hrow is unread.
+template <typename T, int HD, bool BIAS>
 DEVICE_FN void attention(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const int* seqStarts,
-	AttentionArgs a, int qblock, int h, int seq, SHARED float4* ks, SHARED float4* vs, uint tid, uint nt) {
+	AttentionArgs a, GLOBAL const float* hrow, int R, int qblock, int h, int seq, SHARED float4* ks,
+	SHARED float4* vs, uint tid, uint nt) {
 	const int HD4 = HD / 4;
 	int s0 = seqStarts[seq], L = seqStarts[seq + 1] - s0;
 	int q0 = qblock * int(nt);
@@ -77,6 +95,7 @@ DEVICE_FN void attention(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const int* s
 						float4 k = ks[(c + j) * HD4 + d];
 						dot += q[4 * d] * k.x + q[4 * d + 1] * k.y + q[4 * d + 2] * k.z + q[4 * d + 3] * k.w;
 					}
+					if (BIAS) dot += rel_bias(hrow, R, k0 + c + j - qi);
 					s[j] = c + j < n ? dot : -3.0e38f;
 					cm = max_f(cm, s[j]);
 				}

@@ -14,8 +14,8 @@
 		uint3 lid [[thread_position_in_threadgroup]], uint3 size [[threads_per_threadgroup]]) {   \
 		SHARED float4 ks[ATT_KTILE * HD / 4];                                                     \
 		SHARED float4 vs[ATT_KTILE * HD / 4];                                                     \
-		attention<T, HD>(out, qkv, seqStarts, a, int(group.x), int(group.y), int(group.z), ks, vs, \
-			lid.x, size.x);                                                                       \
+		attention<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, int(group.x), int(group.y),   \
+			int(group.z), ks, vs, lid.x, size.x);                                                 \
 	}
 #define ATTENTION_ENTRIES(S, T) ATTENTION_ENTRY(S, T, 32) ATTENTION_ENTRY(S, T, 64)
 
@@ -30,9 +30,43 @@ FOR_EACH_STORAGE(ATTENTION_ENTRIES)
 		constant AttentionArgs& a [[buffer(3)]], uint3 group [[threadgroup_position_in_grid]],        \
 		uint3 lid [[thread_position_in_threadgroup]], uint3 size [[threads_per_threadgroup]]) {      \
 		SHARED T buf[ATTM_Q * (HD + ATTM_PAD)];                                                       \
-		attention_mma<T, HD>(out, qkv, seqStarts, a, int(group.x), int(group.y), int(group.z), buf, lid.x, \
-			size.x); \
+		attention_mma<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, int(group.x), int(group.y), \
+			int(group.z), buf, lid.x, size.x); \
 	}
 #define ATTENTION_MMA_ENTRIES(S, T) ATTENTION_MMA_ENTRY(S, T, 32) ATTENTION_MMA_ENTRY(S, T, 64)
 
 FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)
+
+// attention_bias_<storage>_hd<HD> and attention_mma_bias_<storage>_hd<HD>: the same with the
+// relative position bias rel [NH, 2R-1] (float32) at buffer 3 and AttentionBiasArgs at 4.
+// Not yet launched by metalbridge.
+#define ATTENTION_BIAS_ENTRY(S, T, HD)                                                             \
+	KERNEL void attention_bias_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                          \
+		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],              \
+		GLOBAL const float* rel [[buffer(3)]], constant AttentionBiasArgs& a [[buffer(4)]],       \
+		uint3 group [[threadgroup_position_in_grid]], uint3 lid [[thread_position_in_threadgroup]], \
+		uint3 size [[threads_per_threadgroup]]) {                                                  \
+		SHARED float4 ks[ATT_KTILE * HD / 4];                                                      \
+		SHARED float4 vs[ATT_KTILE * HD / 4];                                                      \
+		AttentionArgs args = {a.NH, a.scale};                                                        \
+		attention<T, HD, true>(out, qkv, seqStarts, args, rel + int(group.y) * (2 * a.R - 1), a.R,  \
+			int(group.x), int(group.y), int(group.z), ks, vs, lid.x, size.x);                      \
+	}
+#define ATTENTION_BIAS_ENTRIES(S, T) ATTENTION_BIAS_ENTRY(S, T, 32) ATTENTION_BIAS_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE(ATTENTION_BIAS_ENTRIES)
+
+#define ATTENTION_MMA_BIAS_ENTRY(S, T, HD)                                                         \
+	KERNEL void attention_mma_bias_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                      \
+		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],              \
+		GLOBAL const float* rel [[buffer(3)]], constant AttentionBiasArgs& a [[buffer(4)]],       \
+		uint3 group [[threadgroup_position_in_grid]], uint3 lid [[thread_position_in_threadgroup]], \
+		uint3 size [[threads_per_threadgroup]]) {                                                  \
+		SHARED T buf[ATTM_Q * (HD + ATTM_PAD)];                                                    \
+		AttentionArgs args = {a.NH, a.scale};                                                        \
+		attention_mma<T, HD, true>(out, qkv, seqStarts, args, rel + int(group.y) * (2 * a.R - 1), a.R, \
+			int(group.x), int(group.y), int(group.z), buf, lid.x, size.x);                         \
+	}
+#define ATTENTION_MMA_BIAS_ENTRIES(S, T) ATTENTION_MMA_BIAS_ENTRY(S, T, 32) ATTENTION_MMA_BIAS_ENTRY(S, T, 64)
+
+FOR_EACH_STORAGE16(ATTENTION_MMA_BIAS_ENTRIES)

@@ -17,7 +17,8 @@
 //
 // Versus attention.h (exact float32 arithmetic on CUDA cores): Q, K, V are multiplied as
 // stored (16-bit) with float32 accumulation, and P is rounded to the storage type before P V;
-// the sum l is over the unrounded P.
+// the sum l is over the unrounded P. With BIAS, rel_bias (attention.h) is added to each scaled
+// score, as attention() does.
 #pragma once
 #include "common.h"
 
@@ -33,10 +34,13 @@
 
 // attention_mma_step is one online-softmax step of a SIMD group over ATTM_STEP(HD)*16 keys of the
 // staged tile (ks, vs: their first rows; n keys valid, kn steps of 16 holding keys): S = Q K^T,
-// scale and mask, new row max, rescale O and l, P = exp2(S - m), O += P V.
-template <typename T, int HD>
+// scale, bias (BIAS: rel_bias(hrow, R, rel0 + key - query), key and query counted from the
+// step's first key and the group's first query), mask, new row max, rescale O and l,
+// P = exp2(S - m), O += P V.
+template <typename T, int HD, bool BIAS>
 DEVICE_FN void attention_mma_step(PRIVATE frag_c* o, PRIVATE float* m, PRIVATE float* l, PRIVATE const frag_a<T>* qf,
-	SHARED const T* ks, SHARED const T* vs, int LD, int n, int kn, float scale, uint lane) {
+	SHARED const T* ks, SHARED const T* vs, int LD, int n, int kn, float scale, GLOBAL const float* hrow, int R,
+	int rel0, uint lane) {
 	frag_c s[ATTM_STEP(HD)];
 	UNROLL
 	for (int c = 0; c < ATTM_STEP(HD); c++) {
@@ -57,7 +61,10 @@ DEVICE_FN void attention_mma_step(PRIVATE frag_c* o, PRIVATE float* m, PRIVATE f
 	for (int c = 0; c < ATTM_STEP(HD); c++) {
 		UNROLL
 		for (int i = 0; i < FRAG_C_N; i++) {
-			float x = c * 16 + frag_c_col(i, lane) < n ? s[c].v[i] * scale : -3.0e38f;
+			int key = c * 16 + frag_c_col(i, lane);
+			float x = s[c].v[i] * scale;
+			if (BIAS) x += rel_bias(hrow, R, rel0 + key - frag_c_row(frag_c_slot(i), lane));
+			x = key < n ? x : -3.0e38f;
 			s[c].v[i] = x;
 			mx[frag_c_slot(i)] = max_f(mx[frag_c_slot(i)], x);
 		}
@@ -104,10 +111,10 @@ DEVICE_FN void attention_mma_step(PRIVATE frag_c* o, PRIVATE float* m, PRIVATE f
 // ATTM_Q*(HD+ATTM_PAD) elements, 16-byte aligned: first the block's queries, then a key tile
 // (rows 0..ATTM_K-1) and its value tile (rows ATTM_K..2*ATTM_K-1; ATTM_Q = 2*ATTM_K), last the
 // output rows. qkv and out rows (3*NH*HD and NH*HD elements) are 16-byte aligned. HD is 32 or
-// 64.
-template <typename T, int HD>
+// 64. BIAS, hrow and R as for attention().
+template <typename T, int HD, bool BIAS>
 DEVICE_FN void attention_mma(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const int* seqStarts, AttentionArgs a,
-	int qblock, int h, int seq, SHARED T* buf, uint tid, uint nt) {
+	GLOBAL const float* hrow, int R, int qblock, int h, int seq, SHARED T* buf, uint tid, uint nt) {
 	const int LD = HD + ATTM_PAD, HD8 = HD / 8, NT = int(nt), NQ = NT / SIMD_WIDTH * 16;
 	int s0 = seqStarts[seq], L = seqStarts[seq + 1] - s0;
 	int q0 = qblock * NQ;
@@ -162,8 +169,8 @@ DEVICE_FN void attention_mma(GLOBAL T* out, GLOBAL const T* qkv, GLOBAL const in
 			UNROLL
 			for (int c0 = 0; c0 < ATTM_K / 16; c0 += ATTM_STEP(HD)) {
 				if (c0 < kn) {
-					attention_mma_step<T, HD>(o, m, l, qf, ks + c0 * 16 * LD, vs + c0 * 16 * LD, LD, n - c0 * 16, kn - c0,
-						a.scale, lane);
+					attention_mma_step<T, HD, BIAS>(o, m, l, qf, ks + c0 * 16 * LD, vs + c0 * 16 * LD, LD, n - c0 * 16,
+						kn - c0, a.scale, hrow, R, k0 + c0 * 16 - wq, lane);
 				}
 			}
 		}

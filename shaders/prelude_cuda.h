@@ -105,6 +105,7 @@ DEVICE_FN float4 make_f4(float x, float y, float z, float w) { return make_float
 DEVICE_FN float max_f(float a, float b) { return fmaxf(a, b); }
 DEVICE_FN float min_f(float a, float b) { return fminf(a, b); }
 DEVICE_FN int min_i(int a, int b) { return a < b ? a : b; }
+DEVICE_FN int max_i(int a, int b) { return a > b ? a : b; }
 DEVICE_FN float exp2_f(float x) { return exp2f(x); }
 DEVICE_FN float sqrt_f(float x) { return sqrtf(x); }
 DEVICE_FN float rsqrt_f(float x) { return rsqrtf(x); }

@@ -88,6 +88,7 @@ DEVICE_FN float4 make_f4(float x, float y, float z, float w) { return float4(x, 
 DEVICE_FN float max_f(float a, float b) { return fmax(a, b); }
 DEVICE_FN float min_f(float a, float b) { return fmin(a, b); }
 DEVICE_FN int min_i(int a, int b) { return min(a, b); }
+DEVICE_FN int max_i(int a, int b) { return max(a, b); }
 DEVICE_FN float exp2_f(float x) { return precise::exp2(x); }
 DEVICE_FN float sqrt_f(float x) { return precise::sqrt(x); }
 DEVICE_FN float rsqrt_f(float x) { return precise::rsqrt(x); }

@@ -14,7 +14,8 @@
 //	                                 type-checks the .metal files (scripts/check_metal.sh)
 //
 // Ops: embed (gather + LayerNorm), layernorm (residual + LayerNorm), gelu (bias + GELU/tanh),
-// attention (packed sequences, online softmax), pool (mean/CLS/max/last + L2 normalise).
+// attention (packed sequences, online softmax; *_bias_* variants add a relative position bias),
+// pool (mean/CLS/max/last + L2 normalise).
 //
 // Every entry point exists in both languages and calls the same body (parity_test.go).
 //

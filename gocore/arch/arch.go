@@ -43,8 +43,10 @@ func Load(b backend.Backend, m *modeldir.Model) (Encoder, error) {
 	switch m.Config.ModelType {
 	case "bert":
 		return loadBert(b, w, m.Config)
+	case "mpnet":
+		return loadMPNet(b, w, m.Config)
 	default:
-		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert)", m.Dir, m.Config.ModelType)
+		return nil, fmt.Errorf("%s: model_type %q is not supported (supported: bert, mpnet)", m.Dir, m.Config.ModelType)
 	}
 }
 

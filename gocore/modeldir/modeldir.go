@@ -55,6 +55,8 @@ type Config struct {
 	LayerNormEps          float64  `json:"layer_norm_eps"`
 	PadTokenID            int      `json:"pad_token_id"`
 	PositionEmbeddingType string   `json:"position_embedding_type"`
+	// MPNet: the relative position buckets of its attention bias
+	RelativeAttentionNumBuckets int `json:"relative_attention_num_buckets"`
 }
 
 // Options says where to look besides a literal folder path.

@@ -131,7 +131,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 		for j, text := range texts {
 			ids, err := t.Encode(prompt + text)
 			if err != nil {
-				return nil, fmt.Errorf("text at index %d: %w", j, err)
+				return nil, &TextError{Index: j, Err: err}
 			}
 			out[j] = ids
 		}
@@ -161,11 +161,20 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 	wg.Wait()
 	for j, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("text at index %d: %w", j, err)
+			return nil, &TextError{Index: j, Err: err}
 		}
 	}
 	return out, nil
 }
+
+// TextError is the failure of one text of a batch.
+type TextError struct {
+	Index int // the text's index in the batch
+	Err   error
+}
+
+func (e *TextError) Error() string { return fmt.Sprintf("text at index %d: %v", e.Index, e.Err) }
+func (e *TextError) Unwrap() error { return e.Err }
 
 // encodeSafe is Encode with a panic turned into an error: it runs on worker goroutines, where an
 // unrecovered panic would abort the process.

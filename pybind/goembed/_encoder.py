@@ -34,7 +34,7 @@ _ENCODE_KEYWORDS = (
 _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
 _CPU_CHUNK = 256
-_GPU_CHUNK = 32768
+_GPU_CHUNK = 65536
 
 
 def devices() -> list[str]:
@@ -122,13 +122,14 @@ class Encoder:
     # --- encoding -------------------------------------------------------------------------------
 
     def encode(self, sentences: str | Iterable[str] | None = None, prompt_name: str | None = None,
-               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               prompt: str | None = None, batch_size: int | None = None, show_progress_bar: bool | None = None,
                output_value: str | None = "sentence_embedding", precision: str = "float32",
                convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | None = None,
                normalize_embeddings: bool = False, truncate_dim: int | None = None, **kwargs: Any):
         """Embed one text (returns shape (dim,)) or a list of texts (returns (n, dim)), float32.
 
-        Texts are sorted by length, batched (``batch_size`` sequences per forward), embedded and
+        Texts are sorted by length, batched (at most ``batch_size`` sequences per forward; by
+        default 32 on the CPU and as many as a GPU forward's token budget holds), embedded and
         put back in input order. As in sentence-transformers 6.0, in this order: the model's own
         modules (a Normalize module normalises the full vector); ``truncate_dim`` (or the
         Encoder's) keeps the first dimensions; ``normalize_embeddings`` L2-normalises what is
@@ -145,8 +146,9 @@ class Encoder:
         if kwargs:
             raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(kwargs)}; "
                              f"accepted keywords: {', '.join(_ENCODE_KEYWORDS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if precision is None:
             precision = "float32"  # as sentence-transformers: None means no quantisation
         if precision not in _PRECISIONS:
@@ -171,7 +173,7 @@ class Encoder:
         out = np.empty((len(texts), dim), dtype=np.float32)
         # Go normalises inside the pooling kernel unless a truncation must come first.
         go_normalize = bool(normalize_embeddings) and truncate_dim is None
-        self._encode_into(texts, out, batch_size, go_normalize, prompt_text, show_progress_bar)
+        self._encode_into(texts, out, batch_size or 0, go_normalize, prompt_text, show_progress_bar)
 
         if truncate_dim is not None:
             out = np.ascontiguousarray(out[:, :truncate_dim])
@@ -298,7 +300,7 @@ class Encoder:
         # Work goes to Go in chunks, so the progress bar moves and Ctrl-C stops a long encode
         # between chunks; within a chunk Go sorts by length and batches. Chunk sizes depend only
         # on the device and batch_size (never on timing), so the same call gives the same bits.
-        chunk = _GPU_CHUNK if self.device != "cpu" else max(batch_size * 8, _CPU_CHUNK)
+        chunk = _GPU_CHUNK if self.device != "cpu" else max((batch_size or 32) * 8, _CPU_CHUNK)
         bar = None
         if progress:
             from tqdm.auto import tqdm

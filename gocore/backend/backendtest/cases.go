@@ -71,6 +71,8 @@ func cases(graphs bool) []testCase {
 		add("Attention", fmt.Sprintf("seqs%s_NH%d_HD%d", seqs(a.lens), a.NH, a.HD), func(h *harness) { attentionCase(h, a.lens, a.NH, a.HD) })
 	}
 
+	relBiasCases(add)
+
 	for _, H := range []int{31, 32, 33, 384, 1024} {
 		for _, alias := range []string{"", "x", "residual"} {
 			for _, T := range []int{1, 50} {

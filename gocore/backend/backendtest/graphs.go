@@ -62,6 +62,16 @@ func (t *Taped) Attention(out, qkv, seqStarts backend.Tensor, B, maxLen, NH, HD 
 	t.do(func() { t.Backend.Attention(out, qkv, seqStarts, B, maxLen, NH, HD) })
 }
 
+// UploadFloat32 and AttentionBiased pass backend.BiasedAttention through; the wrapped backend
+// must implement it.
+func (t *Taped) UploadFloat32(src []float32) backend.Tensor {
+	return t.Backend.(backend.BiasedAttention).UploadFloat32(src)
+}
+
+func (t *Taped) AttentionBiased(out, qkv, seqStarts, rel backend.Tensor, B, maxLen, NH, HD, R int) {
+	t.do(func() { t.Backend.(backend.BiasedAttention).AttentionBiased(out, qkv, seqStarts, rel, B, maxLen, NH, HD, R) })
+}
+
 func (t *Taped) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, H int, eps float32) {
 	t.do(func() { t.Backend.AddLayerNorm(out, x, residual, gamma, beta, T, H, eps) })
 }

@@ -20,18 +20,34 @@ import (
 // and their sum, in float64) and leaves the division by the sums to O, whose rows hold HD values
 // where those of E hold L.
 func (b *Backend) Attention(out, qkv, seqStarts backend.Tensor, B, maxLen, NH, HD int) {
+	b.attention("Attention", out, qkv, seqStarts, nil, B, maxLen, NH, HD, 0)
+}
+
+// UploadFloat32 is Upload: the CPU stores float32 anyway (backend.BiasedAttention).
+func (b *Backend) UploadFloat32(src []float32) backend.Tensor { return b.Upload(src) }
+
+// AttentionBiased is Attention with rel[h, clamp(j-i) + R-1] added to S[i, j] before the
+// softmax (backend.BiasedAttention).
+func (b *Backend) AttentionBiased(out, qkv, seqStarts, rel backend.Tensor, B, maxLen, NH, HD, R int) {
+	b.attention("AttentionBiased", out, qkv, seqStarts, rel, B, maxLen, NH, HD, R)
+}
+
+var _ backend.BiasedAttention = (*Backend)(nil)
+
+func (b *Backend) attention(op string, out, qkv, seqStarts, relT backend.Tensor, B, maxLen, NH, HD, R int) {
 	H := NH * HD
-	if B < 0 || NH <= 0 || HD <= 0 {
-		b.failf("Attention: B = %d, NH = %d, HD = %d", B, NH, HD)
+	if B < 0 || NH <= 0 || HD <= 0 || (relT != nil && R <= 0) {
+		b.failf("%s: B = %d, NH = %d, HD = %d, R = %d", op, B, NH, HD, R)
 		return
 	}
-	st := b.seqStarts("Attention", seqStarts, B, maxLen, -1)
+	st := b.seqStarts(op, seqStarts, B, maxLen, -1)
 	if st == nil {
 		return
 	}
 	T := int(st[B])
-	q := b.floats("Attention", "qkv", qkv, T*3*H)
-	o := b.floats("Attention", "out", out, T*H)
+	q := b.floats(op, "qkv", qkv, T*3*H)
+	o := b.floats(op, "out", out, T*H)
+	rel := b.optFloats(op, "rel", relT, NH*(2*R-1))
 	if !b.ok() {
 		return
 	}
@@ -53,6 +69,9 @@ func (b *Backend) Attention(out, qkv, seqStarts backend.Tensor, B, maxLen, NH, H
 			qh := q[start*3*H+h0*HD:]
 			oh := o[start*H+h0*HD:]
 			b.blas.sgemmBatch(false, true, L, L, HD, scale, qh, 3*H, HD, qh[H:], 3*H, HD, 0, S, L, L*L, n)
+			if rel != nil {
+				addRelBias(S, rel[h0*(2*R-1):(h0+n)*(2*R-1)], n, L, R)
+			}
 			for r := range n * L {
 				inv[r] = float32(1 / expRow(S[r*L:(r+1)*L]))
 			}
@@ -67,6 +86,20 @@ func (b *Backend) Attention(out, qkv, seqStarts backend.Tensor, B, maxLen, NH, H
 			}
 		})
 	})
+}
+
+// addRelBias adds to the scores S[j] [L, L] of n heads their bias rows rel[j] [2R-1]:
+// S[j][r, c] += rel[j][clamp(c-r, 1-R, R-1) + R-1].
+func addRelBias(S, rel []float32, n, L, R int) {
+	for j := range n {
+		row := rel[j*(2*R-1) : (j+1)*(2*R-1)]
+		for r := range L {
+			s := S[j*L*L+r*L : j*L*L+(r+1)*L]
+			for c := range s {
+				s[c] += row[min(max(c-r, 1-R), R-1)+R-1]
+			}
+		}
+	}
 }
 
 // attentionGroups splits the NH heads of each sequence into groups of per heads (the last may

@@ -315,10 +315,11 @@ func TestAddLayerNorm(t *testing.T) {
 func TestAttention(t *testing.T) {
 	for name, b := range variants(t) {
 		for _, c := range []struct {
-			lens   []int
-			NH, HD int
-		}{{[]int{1}, 1, 1}, {[]int{1}, 12, 32}, {[]int{1, 7, 33, 128}, 12, 32}, {[]int{5, 0, 70}, 2, 64}} {
-			t.Run(fmt.Sprintf("%s/seqs%v_NH%d_HD%d", name, c.lens, c.NH, c.HD), func(t *testing.T) {
+			lens      []int
+			NH, HD, R int // R > 0: AttentionBiased with a table of 2R-1 relative positions
+		}{{[]int{1}, 1, 1, 0}, {[]int{1}, 12, 32, 0}, {[]int{1, 7, 33, 128}, 12, 32, 0}, {[]int{5, 0, 70}, 2, 64, 0},
+			{[]int{1}, 2, 8, 1}, {[]int{1, 7, 33, 128}, 12, 32, 20}, {[]int{5, 0, 70}, 2, 64, 100}} {
+			t.Run(fmt.Sprintf("%s/seqs%v_NH%d_HD%d_R%d", name, c.lens, c.NH, c.HD, c.R), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(c.NH), uint64(c.HD)))
 				H, st, maxLen := c.NH*c.HD, []int32{0}, 0
 				for _, n := range c.lens {
@@ -327,6 +328,7 @@ func TestAttention(t *testing.T) {
 				}
 				T := int(st[len(c.lens)])
 				qkv := randoms(rng, T*3*H, 2)
+				rel := randoms(rng, max(c.NH*(2*c.R-1), 0), 3)
 				want := make([]float64, T*H)
 				for s := range c.lens {
 					for h := range c.NH {
@@ -337,6 +339,9 @@ func TestAttention(t *testing.T) {
 								var d float64
 								for e := range c.HD {
 									d += float64(qkv[i*3*H+h*c.HD+e]) * float64(qkv[j*3*H+H+h*c.HD+e])
+								}
+								if c.R > 0 { // the bias of relative position j-i, clamped to the table
+									d += math.Sqrt(float64(c.HD)) * float64(rel[h*(2*c.R-1)+min(max(j-i, 1-c.R), c.R-1)+c.R-1])
 								}
 								p = append(p, d/math.Sqrt(float64(c.HD)))
 								m = max(m, p[len(p)-1])
@@ -356,7 +361,11 @@ func TestAttention(t *testing.T) {
 					}
 				}
 				o := b.Alloc(T * H)
-				b.Attention(o, b.Upload(qkv), b.UploadInt32(st), len(c.lens), maxLen, c.NH, c.HD)
+				if c.R > 0 {
+					b.AttentionBiased(o, b.Upload(qkv), b.UploadInt32(st), b.UploadFloat32(rel), len(c.lens), maxLen, c.NH, c.HD, c.R)
+				} else {
+					b.Attention(o, b.Upload(qkv), b.UploadInt32(st), len(c.lens), maxLen, c.NH, c.HD)
+				}
 				near(t, "Attention", download(t, b, o), want, 2e-5)
 			})
 		}

@@ -121,7 +121,10 @@ type gemmKey struct {
 // algorithm its heuristic picked. Only the bias pointer changes between calls.
 type gemmPlan struct {
 	desc, a, b, c uintptr
-	algo          [heuristicResultSize]byte // the heuristic result; algo is its first 64 bytes
+	algo          [heuristicResultSize]byte // the chosen heuristic result; algo is its first 64 bytes
+	// cands are the heuristic's ranked candidates (algo = cands[0] until tuned; gemmtune.go).
+	cands [][heuristicResultSize]byte
+	tuned bool
 }
 
 // maxPlans bounds the plan cache: token counts vary from batch to batch, and a plan costs a few
@@ -190,8 +193,9 @@ func (b *Backend) plan(key gemmKey) (*gemmPlan, error) {
 		}
 	}
 	var found int32
+	cands := make([][heuristicResultSize]byte, tuneCandidates)
 	r, _, _ = purego.SyscallN(lt.cublasLtMatmulAlgoGetHeuristic, b.ltHandle, p.desc, p.a, p.b, p.c, p.c,
-		b.ltPref, 1, uintptr(unsafe.Pointer(&p.algo[0])), uintptr(unsafe.Pointer(&found)))
+		b.ltPref, uintptr(len(cands)), uintptr(unsafe.Pointer(&cands[0])), uintptr(unsafe.Pointer(&found)))
 	if err := lt.check("cublasLtMatmulAlgoGetHeuristic", r); err != nil {
 		p.destroy(lt)
 		return nil, err
@@ -200,6 +204,8 @@ func (b *Backend) plan(key gemmKey) (*gemmPlan, error) {
 		p.destroy(lt)
 		return nil, fmt.Errorf("cuBLASLt has no algorithm for %d x %d x %d (epilogue %d)", key.m, key.n, key.k, key.epilogue)
 	}
+	p.cands = cands[:found]
+	p.algo = p.cands[0]
 	b.plans[key] = p
 	return p, nil
 }
@@ -240,8 +246,17 @@ func (b *Backend) gemm(out, x, w, bias uintptr, n, k, m int, epilogue int32) err
 			return err
 		}
 	}
+	if !p.tuned && !b.capturing {
+		p.tuned = true
+		b.tune(p, gemmKey{m: m, n: n, k: k, epilogue: epilogue}, out, x, w)
+	}
+	return b.matmul(p, &p.algo, out, x, w)
+}
+
+// matmul enqueues one cublasLtMatmul of plan p with the heuristic result algo.
+func (b *Backend) matmul(p *gemmPlan, algo *[heuristicResultSize]byte, out, x, w uintptr) error {
 	alpha, beta := b.scalars()
 	r, _, _ := purego.SyscallN(b.lt.cublasLtMatmul, b.ltHandle, p.desc, alpha, w, p.a, x, p.b, beta,
-		out, p.c, out, p.c, uintptr(unsafe.Pointer(&p.algo[0])), b.workspace, workspaceBytes, b.stream)
+		out, p.c, out, p.c, uintptr(unsafe.Pointer(&algo[0])), b.workspace, workspaceBytes, b.stream)
 	return b.lt.check("cublasLtMatmul", r)
 }

@@ -164,6 +164,10 @@ type Backend struct {
 	ltPref    uintptr
 	workspace uintptr
 	plans     map[gemmKey]*gemmPlan
+	// tunedAlgos maps a product whose n is rounded up to a power of two to the algorithm that
+	// won its timing (gemmtune.go), so nearby token counts reuse it without timing again.
+	tunedAlgos map[gemmKey][64]byte
+	events     [2]uintptr // for timing GEMM candidates; created on first use
 
 	// pinned is page-locked host memory: the kernel parameter block (paramBytes) followed by
 	// cuBLASLt's alpha and beta; staging, also page-locked, receives downloads; upload holds
@@ -210,7 +214,7 @@ func Open(dtype string) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %w", l.err)
 	}
 	b := &Backend{drv: l.drv, lt: l.lt, rtc: l.rtc, dtype: dtype, storage: storage,
-		funcs: map[string]uintptr{}, plans: map[gemmKey]*gemmPlan{}, graphs: map[any]*graph{},
+		funcs: map[string]uintptr{}, plans: map[gemmKey]*gemmPlan{}, tunedAlgos: map[gemmKey][64]byte{}, graphs: map[any]*graph{},
 		geluEpilogue: storage != kindF32, attentionSIMT: os.Getenv("GOEMBED_CUDA_ATTENTION") == "simt",
 		layerNormBlock: os.Getenv("GOEMBED_CUDA_LAYERNORM") == "block"}
 	runtime.LockOSThread()
@@ -317,6 +321,11 @@ func (b *Backend) release() {
 		delete(b.graphs, k)
 	}
 	b.freePlans()
+	for _, e := range b.events {
+		if e != 0 {
+			purego.SyscallN(d.cuEventDestroy, e)
+		}
+	}
 	if b.ltPref != 0 {
 		purego.SyscallN(b.lt.cublasLtMatmulPreferenceDestroy, b.ltPref)
 	}

@@ -23,6 +23,8 @@ type driver struct {
 	cuFuncSetAttribute                                                    uintptr
 	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate          uintptr
 	cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy                     uintptr
+	cuEventCreate, cuEventDestroy, cuEventRecord, cuEventSynchronize      uintptr
+	cuEventElapsedTime                                                    uintptr
 }
 
 // CUDA driver constants (cuda.h).
@@ -77,6 +79,11 @@ func loadDriver() (*driver, error) {
 		"cuGraphLaunch":                &d.cuGraphLaunch,
 		"cuGraphExecDestroy":           &d.cuGraphExecDestroy,
 		"cuGraphDestroy":               &d.cuGraphDestroy,
+		"cuEventCreate":                &d.cuEventCreate,
+		"cuEventDestroy_v2":            &d.cuEventDestroy,
+		"cuEventRecord":                &d.cuEventRecord,
+		"cuEventSynchronize":           &d.cuEventSynchronize,
+		"cuEventElapsedTime":           &d.cuEventElapsedTime,
 	})
 	if err != nil {
 		return nil, err

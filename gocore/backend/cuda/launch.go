@@ -91,9 +91,11 @@ func rowThreads(cols int) int {
 // that the launchers use; Open looks each one up.
 func kernelNames(sfx string) []string {
 	names := []string{"embed_" + sfx, "layernorm_" + sfx, "layernorm_warp_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
-		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64"}
+		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64",
+		"attention_bias_" + sfx + "_hd32", "attention_bias_" + sfx + "_hd64"}
 	if sfx == "f16" || sfx == "bf16" {
-		names = append(names, "attention_mma_"+sfx+"_hd32", "attention_mma_"+sfx+"_hd64")
+		names = append(names, "attention_mma_"+sfx+"_hd32", "attention_mma_"+sfx+"_hd64",
+			"attention_mma_bias_"+sfx+"_hd32", "attention_mma_bias_"+sfx+"_hd64")
 	}
 	return names
 }
