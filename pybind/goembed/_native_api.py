@@ -13,6 +13,7 @@ _EXCEPTIONS = {
     "ValueError": ValueError,
     "TypeError": TypeError,
     "FileNotFoundError": FileNotFoundError,
+    "NotADirectoryError": NotADirectoryError,
     "MemoryError": MemoryError,
     "RuntimeError": RuntimeError,
     "NotImplementedError": NotImplementedError,
