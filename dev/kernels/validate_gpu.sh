@@ -18,7 +18,7 @@ stage() { # name timeout command...
 stage cuda_go 200 $T -test.v -test.short -test.run 'Conformance|Args|Errors|Registry|AttentionMMA|OutOfMemory' -test.timeout 190s
 stage cuda_go_simt 60 env GOEMBED_CUDA_ATTENTION=simt $T -test.run 'Conformance/(float16|bfloat16)/Attention' -test.timeout 50s
 stage gocore_go 120 bash -c "cd gocore && ../.carry/cuda/gocore.test -test.v -test.run 'CUDA|OutOfMemory|Concurrent|DebugPanic|Hostile' -test.timeout 110s"
-stage pytest_cuda 420 python3 -m pytest -p no:cacheprovider -q -rs -x --timeout-method=thread \
+stage pytest_cuda 420 python3 -m pytest -p no:cacheprovider -q -rs \
 	tests/test_cuda_parity.py tests/test_cuda_mpnet.py tests/test_cuda_oom.py tests/test_dtypes.py \
 	tests/test_modules.py tests/test_reliability_cases.py -k 'cuda or gpu or CUDA or r23 or r25 or r26 or r40'
 echo "==== go (cuda)"
