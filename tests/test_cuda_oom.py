@@ -65,23 +65,34 @@ def test_real_oom_memoryerror_then_split(minilm_dir, corpus):
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here: it is what takes the GPU memory")
     texts = _texts(corpus, 2000)
-    m = _cuda_encoder(minilm_dir)  # weights loaded, no workspace yet
-    # 1. Nearly all free memory taken: not even one sequence's workspace fits.
-    free, _ = torch.cuda.mem_get_info()
-    hog = torch.empty(max(free - (2 << 20), 0), dtype=torch.uint8, device="cuda")
+    m = _cuda_encoder(minilm_dir)
+    want = m.encode(texts, batch_size=2048)
+    # An injected failure frees the activation workspace (Trim): the next encode allocates anew.
+    api.call("DebugOOMAfter", m._handle, 1000)
     with pytest.raises(MemoryError):
         m.encode(texts[:64])
-    del hog
-    torch.cuda.empty_cache()
-    # 2. About 256 MB left: a few thousand tokens of workspace fit, a 65,536-token batch
-    # (~0.6 GB of activations for MiniLM) does not: the big batches are split.
-    free, _ = torch.cuda.mem_get_info()
-    hog = torch.empty(max(free - (256 << 20), 0), dtype=torch.uint8, device="cuda")
-    split = m.encode(texts, batch_size=2048)
-    assert np.isfinite(split).all()
-    del hog
-    torch.cuda.empty_cache()
-    # 3. Memory back: full-size batches, the same vectors.
-    want = m.encode(texts, batch_size=2048)
+    api.call("DebugOOMAfter", m._handle, 0)
+    hog = None
+    try:
+        # 1. Nearly all free memory taken: not even one sequence's workspace fits.
+        free, _ = torch.cuda.mem_get_info()
+        hog = torch.empty(max(free - (2 << 20), 0), dtype=torch.uint8, device="cuda")
+        with pytest.raises(MemoryError):
+            m.encode(texts[:64])
+        del hog
+        hog = None
+        torch.cuda.empty_cache()
+        # 2. About 256 MB left: a few thousand tokens of workspace fit, a 65,536-token batch
+        # (~0.6 GB of activations for MiniLM) does not: the big batches are split.
+        free, _ = torch.cuda.mem_get_info()
+        hog = torch.empty(max(free - (256 << 20), 0), dtype=torch.uint8, device="cuda")
+        split = m.encode(texts, batch_size=2048)
+        assert np.isfinite(split).all()
+    finally:
+        del hog  # whatever happened, later tests get the GPU's memory back
+        torch.cuda.empty_cache()
+    # 3. Memory back: full-size batches, the same vectors as before any failure.
+    again = m.encode(texts, batch_size=2048)
     assert _close(split, want) >= 0.9999, "results of the split run differ"
+    assert _close(again, want) >= 0.9999, "results after the failures differ"
     m.close()
