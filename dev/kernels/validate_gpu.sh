@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.." || exit 1
 tar -xzf .carry/bundle/bins.tar.gz -C .carry || exit 1
 export GOEMBED_CACHE_DIR=/tmp/goembed-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 GOEMBED_REQUIRE_CUDA=1
 export GOEMBED_TEST_MINILM=$PWD/.carry/minilm16 GOEMBED_CORPUS=$PWD/.carry/corpus/debian-descriptions.jsonl.gz
-export GOEMBED_TEST_MPNET=/tmp/mpnet16 PYTHONPATH=$PWD/.carry/py312
+export GOEMBED_TEST_MPNET=/tmp/mpnet16 PYTHONPATH=$PWD/.carry/py312 GOEMBED_PARITY_LOG=$OUT/parity.jsonl
 T=$PWD/.carry/cuda/cuda.test
 stage() { # name timeout command...
 	local name=$1 limit=$2; shift 2
@@ -31,3 +31,4 @@ echo "==== gocore (cuda)"
 grep -E -- '^(--- |FAIL|ok|PASS|panic)' "$OUT/gocore_go.log" | head -30
 echo "==== pytest (cuda)"
 grep -E 'passed|failed|skipped|Error|FAILED|^PARITY' "$OUT/pytest_cuda.log" | cut -c1-300 | tail -40
+cat "$OUT/parity.jsonl" 2>/dev/null | cut -c1-300
