@@ -90,7 +90,8 @@ func TestCUDAInjectedOutOfMemory(t *testing.T) {
 }
 
 // TestCUDARealOutOfMemory takes the GPU's memory with a second backend, so that the encoder's
-// cuMemAlloc really fails: first nothing fits (ErrOutOfMemory), then about 16 MB are left, so
+// cuMemAlloc really fails: first nearly nothing is left (ErrOutOfMemory, or single sequences
+// that fit what remains), then about 16 MB are left, so
 // a 65,536-token batch (~34 MB of workspace for this model) fails and is split; then all the
 // memory comes back. The results match the unhindered run throughout.
 func TestCUDARealOutOfMemory(t *testing.T) {
@@ -123,8 +124,14 @@ func TestCUDARealOutOfMemory(t *testing.T) {
 		take(c)
 	}
 	t.Logf("holding %d tensors", len(held))
-	if _, err := e.Encode(texts[:50]); !errors.Is(err, backend.ErrOutOfMemory) {
-		t.Errorf("with the GPU full: %v, want ErrOutOfMemory", err)
+	// What is left after the smallest chunk may still hold one sequence's workspace (this
+	// model's is a few KB), so the split can succeed; any other outcome is a failure.
+	if got, err := e.Encode(texts[:50]); err == nil {
+		if c := cosMin(got, want[:50]); c < 0.9999 {
+			t.Errorf("with the GPU full, split down to single sequences: min cosine %g", c)
+		}
+	} else if !errors.Is(err, backend.ErrOutOfMemory) {
+		t.Errorf("with the GPU full: %v, want ErrOutOfMemory or a split run", err)
 	}
 	// Give back about 16 MB (the last chunks are the smallest).
 	freed := 0

@@ -6,9 +6,9 @@ GOEMBED_REQUIRE_CUDA=1 that is a failure instead).
 - test_injected_oom_splits_on_cuda: the workspace limit (DebugOOMAfter, what
   GOEMBED_DEBUG_OOM_AFTER sets) on device="cuda": graphs, Trim and the split path on the GPU.
 - test_real_oom_memoryerror_then_split: a real CUDA_ERROR_OUT_OF_MEMORY. torch (CUDA build)
-  first takes all but 2 MB of the free GPU memory, so even one sequence fails (MemoryError);
-  then all but 256 MB, so the 65,536-token batches fail in cuMemAlloc and are split. Skips
-  without a CUDA torch.
+  first takes all but 2 MB of the free GPU memory (single sequences or a MemoryError); then all
+  but 256 MB, so the 65,536-token batches fail in cuMemAlloc and are split. Skips without a
+  CUDA torch.
 """
 
 import os
@@ -74,11 +74,17 @@ def test_real_oom_memoryerror_then_split(minilm_dir, corpus):
     api.call("DebugOOMAfter", m._handle, 0)
     hog = None
     try:
-        # 1. Nearly all free memory taken: not even one sequence's workspace fits.
+        # 1. All but 2 MB taken (torch allocates in 2 MB pages): the 64 texts' batch fails in
+        # cuMemAlloc and is split down to single sequences (about 1 MB of workspace each), or
+        # even those fail (MemoryError). Either way nothing else: no crash, no wrong vectors.
         free, _ = torch.cuda.mem_get_info()
         hog = torch.empty(max(free - (2 << 20), 0), dtype=torch.uint8, device="cuda")
-        with pytest.raises(MemoryError):
-            m.encode(texts[:64])
+        try:
+            few = m.encode(texts[:64])
+        except MemoryError:
+            few = None
+        if few is not None:
+            assert _close(few, want[:64]) >= 0.9999, "results of single-sequence batches differ"
         del hog
         hog = None
         torch.cuda.empty_cache()
