@@ -2,6 +2,7 @@ package gocore
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -113,8 +114,9 @@ func (sh *shared) load(m *modeldir.Model, opts Options) error {
 		if hint := dtypeHint(opts, err); hint != err {
 			return hint // "auto" with a GPU-only dtype: the dtype is the cause
 		}
-		if opts.Device != "" && opts.Device != "auto" && !slices.Contains(backend.Names(), opts.Device) {
-			return err // a name no backend has: the caller's mistake
+		if errors.Is(err, backend.ErrUnsupportedDType) ||
+			opts.Device != "" && opts.Device != "auto" && !slices.Contains(backend.Names(), opts.Device) {
+			return err // a dtype the device refuses, or a name no backend has: the caller's mistake
 		}
 		return &DeviceError{Device: cmp.Or(opts.Device, "auto"), Err: err}
 	}

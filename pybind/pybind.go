@@ -84,7 +84,7 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, backend.ErrOutOfMemory):
 		return fmt.Errorf("MemoryError: %s", msg)
-	case errors.As(err, &dt):
+	case errors.As(err, &dt), errors.Is(err, backend.ErrUnsupportedDType):
 		return fmt.Errorf("ValueError: %s", msg)
 	case strings.Contains(msg, "internal error"), errors.As(err, &dev):
 		return fmt.Errorf("RuntimeError: %s", msg)

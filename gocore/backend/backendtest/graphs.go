@@ -69,7 +69,9 @@ func (t *Taped) UploadFloat32(src []float32) backend.Tensor {
 }
 
 func (t *Taped) AttentionBiased(out, qkv, seqStarts, rel backend.Tensor, B, maxLen, NH, HD, R int) {
-	t.do(func() { t.Backend.(backend.BiasedAttention).AttentionBiased(out, qkv, seqStarts, rel, B, maxLen, NH, HD, R) })
+	t.do(func() {
+		t.Backend.(backend.BiasedAttention).AttentionBiased(out, qkv, seqStarts, rel, B, maxLen, NH, HD, R)
+	})
 }
 
 func (t *Taped) AddLayerNorm(out, x, residual, gamma, beta backend.Tensor, T, H int, eps float32) {

@@ -27,7 +27,7 @@ func init() {
 		case "", "auto", "float32":
 			return New()
 		}
-		return nil, fmt.Errorf("cpu: dtype %q is not supported: the CPU computes in float32 (use \"auto\" or \"float32\")", dtype)
+		return nil, &backend.DTypeError{Msg: fmt.Sprintf("cpu: dtype %q is not supported: the CPU computes in float32 (use \"auto\" or \"float32\")", dtype)}
 	})
 }
 
