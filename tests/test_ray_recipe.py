@@ -1,6 +1,7 @@
 """examples/ray_embed.py on a 2-worker local Ray cluster equals a single-process goembed run."""
 
 import os
+import signal
 import sys
 import time
 
@@ -19,11 +20,18 @@ N = 2000
 def ray_cluster():
     # workers import the recipe from examples/ as the driver does
     sys.path.insert(0, str(EXAMPLES))
+    # ray.init installs its own SIGINT/SIGTERM handlers and shutdown leaves them: restore the
+    # process's, or later tests' Ctrl-C (KeyboardInterrupt) never arrives.
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(EXAMPLES)}})
-    yield
-    ray.shutdown()
-    sys.path.remove(str(EXAMPLES))
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        for s, h in saved.items():
+            signal.signal(s, h)
+        sys.path.remove(str(EXAMPLES))
 
 
 def test_ray_recipe_equals_single_process(ray_cluster, model, corpus):
