@@ -92,7 +92,19 @@ def test_close_while_encoding_is_an_error_not_a_crash(minilm_dir, corpus):
         m.encode("after close")
 
 
-def test_keyboard_interrupt_stops_between_chunks(model, corpus):
+@pytest.fixture
+def python_sigint():
+    # Ctrl-C is Python's default SIGINT handler raising KeyboardInterrupt; a library imported by
+    # an earlier test of this session (ray, for one) may have replaced it process-wide, and then
+    # _thread.interrupt_main does nothing. Put Python's back for this test.
+    import signal
+
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
+def test_keyboard_interrupt_stops_between_chunks(model, corpus, python_sigint):
     # RELIABILITY 29 / issue 8: Ctrl-C stops a long encode within a second (Go stops between
     # batches, and CPU batches are a fraction of a second of work), and the Encoder still works.
     texts = [r["text"] for r in corpus[:3000]] * 4
