@@ -147,30 +147,9 @@ func texts(textPtr uintptr, textLen int, offsPtr uintptr, n int) ([]string, erro
 	return out, nil
 }
 
-// Encode embeds n texts into dst (float32, n x dim, C order).
-func Encode(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, batchSize int, normalize bool, prompt string) (err error) {
-	defer guard(&err)
-	e, err := lookup(h)
-	if err != nil {
-		return err
-	}
-	ts, err := texts(textPtr, textLen, offsPtr, n)
-	if err != nil || n == 0 {
-		return err
-	}
-	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
-	if err := e.EncodeWith(ts, dst, gocore.EncodeOptions{BatchSize: batchSize, Normalize: normalize, Prompt: prompt}); err != nil {
-		if err == gocore.ErrClosed {
-			return fmt.Errorf("ValueError: %v", err)
-		}
-		return classify(err)
-	}
-	return nil
-}
-
 // EncodeTokens writes the token embeddings of n texts into dst (float32, dstLen elements): the
 // [n_i, hidden] rows of each text one after another, in input order. The caller sizes dst from
-// Tokenize's counts with the same prompt.
+// TokenizeCtl's counts with the same prompt.
 func EncodeTokens(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, dstLen int, batchSize int, prompt string) (err error) {
 	defer guard(&err)
 	e, err := lookup(h)
@@ -229,34 +208,6 @@ func EncodeIDs(h int64, idsPtr uintptr, width int, lensPtr uintptr, n int, dstPt
 			return fmt.Errorf("ValueError: %v", err)
 		}
 		return classify(err)
-	}
-	return nil
-}
-
-// Tokenize writes the token ids of n texts into ids (int32, n x maxLen, zero-padded) and their
-// counts into lens (int32, n).
-func Tokenize(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, prompt string, idsPtr uintptr, maxLen int, lensPtr uintptr) (err error) {
-	defer guard(&err)
-	e, err := lookup(h)
-	if err != nil {
-		return err
-	}
-	ts, err := texts(textPtr, textLen, offsPtr, n)
-	if err != nil || n == 0 {
-		return err
-	}
-	rows, err := e.Tokenize(ts, prompt)
-	if err != nil {
-		return classify(err)
-	}
-	ids := unsafe.Slice((*int32)(mem(idsPtr)), n*maxLen)
-	lens := unsafe.Slice((*int32)(mem(lensPtr)), n)
-	for i, r := range rows {
-		if len(r) > maxLen {
-			return fmt.Errorf("ValueError: text %d has %d tokens, buffer holds %d", i, len(r), maxLen)
-		}
-		copy(ids[i*maxLen:], r)
-		lens[i] = int32(len(r))
 	}
 	return nil
 }
