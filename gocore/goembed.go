@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -169,13 +168,18 @@ func (e *Encoder) Tokenize(texts []string, prompt string) ([][]int32, error) {
 // TokenizeMax is Tokenize truncating at maxLen tokens (the model's max_seq_length when 0); it
 // also says which texts were truncated.
 func (e *Encoder) TokenizeMax(texts []string, prompt string, maxLen int) ([][]int32, []bool, error) {
+	return e.tokenizeOn(texts, prompt, maxLen, runtime.GOMAXPROCS(0))
+}
+
+// tokenizeOn is TokenizeMax on at most procs goroutines.
+func (e *Encoder) tokenizeOn(texts []string, prompt string, maxLen, procs int) ([][]int32, []bool, error) {
 	sh := e.sh
 	sh.tokMu.RLock()
 	defer sh.tokMu.RUnlock()
 	if e.closed.Load() || sh.tok == nil {
 		return nil, nil, ErrClosed
 	}
-	return sh.tok.EncodeBatchMax(texts, prompt, maxLen)
+	return sh.tok.EncodeBatchOn(texts, prompt, maxLen, procs)
 }
 
 // EncodeWith is EncodeInto with per-call options.
@@ -270,65 +274,17 @@ func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, b
 // encodeRows runs the forwards of the sequences ids[i] for i in rows and writes each to row i
 // of dst. It stops before a forward once ctx is done.
 func (e *Encoder) encodeRows(ctx context.Context, ids [][]int32, rows []int, dst []float32, batchSize int, o arch.Output) error {
-	budget := gpuTokenBudget
-	if e.Device() == "cpu" {
-		budget = cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
-	}
-	return e.encodeRowsUnder(ctx, ids, rows, dst, batchSize, budget, o)
+	p := e.newRowPipe(dst, o)
+	defer p.release()
+	return p.flush(p.run(ctx, ids, rows, batchSize, e.tokenBudget()))
 }
 
-// encodeRowsUnder is encodeRows with batches of at most budget tokens. A batch that runs out
-// of device memory is run again, with the rest, under half its tokens (oom.go).
-func (e *Encoder) encodeRowsUnder(ctx context.Context, ids [][]int32, rows []int, dst []float32, batchSize, budget int, o arch.Output) error {
-	H := e.Dim()
-	lengths := make([]int, len(rows))
-	for j, i := range rows {
-		lengths[j] = len(ids[i])
+// tokenBudget is the most tokens a batch takes.
+func (e *Encoder) tokenBudget() int {
+	if e.Device() == "cpu" {
+		return cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
 	}
-	var tr stageTrace
-	defer tr.print()
-	plans := schedule.Plan(lengths, batchSize, budget)
-	for k := range plans {
-		for n, j := range plans[k].Index {
-			plans[k].Index[n] = rows[j]
-		}
-	}
-	// Two host buffers: the rows of batch k are checked and copied out while the device runs
-	// batch k+1 (forward's overlap), so a GPU does not idle during that host work.
-	var bufs [2][]float32
-	var pending func() error
-	tr.start()
-	for k, in := range packAhead(ids, plans) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		tr.packed(in.B(), in.T())
-		host := slices.Grow(bufs[k%2][:0], in.B()*H)[:in.B()*H]
-		bufs[k%2] = host
-		err := e.forward(in, host, o, &tr, pending)
-		if errors.Is(err, backend.ErrOutOfMemory) {
-			// batch k-1's rows may not be out yet (copying them twice is harmless)
-			if pending != nil {
-				if err := pending(); err != nil {
-					return err
-				}
-			}
-			rest, smaller, err := splitAfterOOM(plans[k:], err, e.Device())
-			if err != nil {
-				return err
-			}
-			return e.encodeRowsUnder(ctx, ids, rest, dst, batchSize, smaller, o)
-		}
-		if err != nil {
-			return err
-		}
-		index := plans[k].Index
-		pending = func() error { return e.scatter(dst, host, index) }
-	}
-	if pending != nil {
-		return pending()
-	}
-	return nil
+	return gpuTokenBudget
 }
 
 // scatter copies pooled row j of host to row index[j] of dst, refusing non-finite values.
@@ -382,32 +338,45 @@ func (d *deduper) copyDuplicates(dst []float32, H int) {
 	}
 }
 
-// forward runs one packed batch under the device lock and downloads the sentence embeddings. overlap,
-// when not nil, runs after the forward is enqueued and before its download: host work that a
-// GPU's computation hides.
-func (e *Encoder) forward(in *arch.Batch, host []float32, o arch.Output, tr *stageTrace, overlap func() error) error {
+// launch runs the forward of in and starts the download of its pooled rows into host. On a
+// backend with asynchronous downloads (CUDA) it returns once both are enqueued, with the
+// download to pass to finish; otherwise the rows are in host when it returns.
+func (e *Encoder) launch(in *arch.Batch, host []float32, o arch.Output) (backend.Pending, error) {
 	sh := e.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e.closed.Load() || sh.net == nil {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	debugPanicHere()
+	var p backend.Pending
 	pooled, err := sh.net.Forward(in, o)
 	if err == nil {
-		tr.launched()
-		if overlap != nil {
-			if err := overlap(); err != nil {
-				return err
-			}
+		if a, ok := sh.be.(backend.AsyncDownloader); ok {
+			p, err = a.DownloadAsync(pooled, len(host))
+		} else {
+			err = sh.be.Download(host, pooled)
 		}
-		err = sh.be.Download(host, pooled)
-		tr.downloaded()
 	}
 	if t, ok := sh.net.(trimmer); ok && errors.Is(err, backend.ErrOutOfMemory) {
 		t.Trim() // its tensors were sized for the batch that did not fit
 	}
-	return err
+	return p, err
+}
+
+// finish waits for a download that launch started and converts its rows into host; a nil host
+// only releases it (after an error elsewhere).
+func (e *Encoder) finish(p backend.Pending, host []float32) error {
+	if p == nil {
+		return nil
+	}
+	sh := e.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.net == nil {
+		return ErrClosed // the backend was closed, and its buffers with it
+	}
+	return p.Wait(host)
 }
 
 // pack lays a batch's sequences end to end with their positions and start rows.

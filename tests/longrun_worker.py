@@ -37,13 +37,16 @@ def reset_peak() -> bool:
 
 
 def device_used_bytes():
-    """Memory in use on the GPU (all processes), or None without torch/CUDA."""
-    try:
-        import torch
+    """Memory in use on GPU 0 (all processes), from nvidia-smi in a child process, or None
+    without it. Not torch.cuda.mem_get_info: importing torch and starting its CUDA runtime in
+    this process adds about 480 MiB of RSS, which the first reading would count as growth."""
+    import subprocess
 
-        free, total = torch.cuda.mem_get_info()
-        return total - free
-    except Exception:  # noqa: BLE001 - no GPU, no torch: nothing to report
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return int(out.split()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
 
 

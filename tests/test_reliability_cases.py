@@ -297,6 +297,8 @@ def test_r35_memory_flat_over_10000_calls(tiny, device):
         _cuda_encoder(tiny).close()  # skips without a GPU
     res, _ = _worker("calls", tiny, device, 10_000)
     base, end = res["rss_after_warmup"], res["rss_end"]
+    print(f"r35 {device}: RSS {base / 2**20:.1f} -> {end / 2**20:.1f} MiB; device "
+          f"{res['device_after_warmup']} -> {res['device_end']} bytes; {res['seconds']:.1f} s")
     assert end <= base * 1.05, f"RSS grew from {base / 2**20:.1f} to {end / 2**20:.1f} MiB over 9,000 calls"
     if device == "cuda" and res["device_after_warmup"] is not None:
         d0, d1 = res["device_after_warmup"], res["device_end"]

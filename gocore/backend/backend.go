@@ -165,6 +165,25 @@ type Graphs interface {
 	ForgetGraphs()
 }
 
+// AsyncDownloader is optional: a backend whose ops run asynchronously (CUDA) can start a
+// download without waiting for it, so the engine enqueues batch k+1 before it waits for the
+// rows of batch k and the device never idles between batches.
+type AsyncDownloader interface {
+	// DownloadAsync enqueues the copy of src's first n elements behind the pending work and
+	// returns at once. It returns the first error recorded since the last Sync (the failure of
+	// an op just enqueued), and then no Pending.
+	DownloadAsync(src Tensor, n int) (Pending, error)
+}
+
+// Pending is a download under way. Exactly one Wait must follow (its buffer is held until then),
+// by the goroutine that uses the backend at that time; ops may be enqueued in between.
+type Pending interface {
+	// Wait waits for the copy and converts its elements to float32 into dst (len(dst) of them;
+	// a nil dst only releases the download). It returns the first error recorded since the last
+	// Sync, such as a kernel fault.
+	Wait(dst []float32) error
+}
+
 // Factory opens a backend. dtype is "auto", "float32", "tfloat32", "float16" or "bfloat16".
 type Factory func(dtype string) (Backend, error)
 

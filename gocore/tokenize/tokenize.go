@@ -292,6 +292,11 @@ func (t *Tokenizer) EncodeBatch(texts []string, prompt string) ([][]int32, error
 // EncodeBatchMax is EncodeBatch truncating at maxLen (MaxLen when 0); truncated[i] says whether
 // text i lost tokens.
 func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (out [][]int32, truncated []bool, err error) {
+	return t.EncodeBatchOn(texts, prompt, maxLen, runtime.GOMAXPROCS(0))
+}
+
+// EncodeBatchOn is EncodeBatchMax on at most procs goroutines (at least one).
+func (t *Tokenizer) EncodeBatchOn(texts []string, prompt string, maxLen, procs int) (out [][]int32, truncated []bool, err error) {
 	if maxLen, err = t.checkLen(maxLen); err != nil {
 		return nil, nil, err
 	}
@@ -300,7 +305,7 @@ func (t *Tokenizer) EncodeBatchMax(texts []string, prompt string, maxLen int) (o
 	errs := make([]error, len(texts))
 	// Small grains spread even a short batch over every core (a 50-word text takes ~100 us);
 	// large batches take 16 texts per grab to keep the shared counter cold.
-	procs := runtime.GOMAXPROCS(0)
+	procs = max(procs, 1)
 	grain := max(1, min(16, len(texts)/(4*procs)))
 	workers := min(procs, (len(texts)+grain-1)/grain)
 	if workers <= 1 { // a query or a few: no goroutine to start and wait for

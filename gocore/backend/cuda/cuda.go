@@ -170,14 +170,13 @@ type Backend struct {
 	events     [2]uintptr // for timing GEMM candidates; created on first use
 
 	// pinned is page-locked host memory: the kernel parameter block (paramBytes) followed by
-	// cuBLASLt's alpha and beta; staging, also page-locked, receives downloads; upload holds
-	// the sources of WriteInt32's asynchronous copies until the next synchronisation.
-	pinned     unsafe.Pointer
-	staging    unsafe.Pointer
-	stagingCap int
-	upload     unsafe.Pointer
-	uploadCap  int
-	uploadOff  int
+	// cuBLASLt's alpha and beta. upload holds the sources of WriteInt32's asynchronous copies,
+	// in two halves taken in turn; staging receives downloads, one buffer per download under
+	// way (hostbuf.go).
+	pinned    unsafe.Pointer
+	upload    [2]hostBuf
+	uploadCur int
+	staging   []*hostBuf
 
 	// graphs are the saved CUDA graphs by key (graph.go); capturing is set while Replay records.
 	graphs    map[any]*graph
@@ -335,11 +334,10 @@ func (b *Backend) release() {
 	if b.workspace != 0 {
 		purego.SyscallN(d.cuMemFree, b.workspace)
 	}
-	for _, p := range []unsafe.Pointer{b.pinned, b.staging, b.upload} {
-		if p != nil {
-			purego.SyscallN(d.cuMemFreeHost, uintptr(p))
-		}
+	if b.pinned != nil {
+		purego.SyscallN(d.cuMemFreeHost, uintptr(b.pinned))
 	}
+	b.freeHostBufs()
 	for _, m := range b.modules {
 		purego.SyscallN(d.cuModuleUnload, m)
 	}

@@ -48,7 +48,10 @@ func (b *Backend) UploadInt32(src []int32) backend.Tensor {
 
 // WriteInt32 stages src in page-locked memory and enqueues its copy, so the call returns at
 // once (a copy from pageable memory makes the driver stage it synchronously). The staged bytes
-// stay untouched until the stream has been synchronised (Sync, Download, Free).
+// must stay untouched until the copy has run, without waiting for the stream (the engine
+// enqueues the next batch while the device still runs this one): so staging alternates between
+// two page-locked halves (hostbuf.go), and a half is written again only after the event
+// recorded when it was left has passed.
 func (b *Backend) WriteInt32(dst backend.Tensor, src []int32) {
 	t := b.ints("WriteInt32", "dst", dst, len(src))
 	if t == nil || len(src) == 0 || !b.notCapturing("WriteInt32") || !b.enter() {
@@ -56,33 +59,25 @@ func (b *Backend) WriteInt32(dst backend.Tensor, src []int32) {
 	}
 	defer b.leave()
 	size := len(src) * 4
-	if b.uploadOff+size > b.uploadCap {
-		// Full (or absent): wait until the earlier copies have read it, then start over,
-		// grown if one write needs more.
-		if !b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
+	u := &b.upload[b.uploadCur]
+	if u.off+size > u.cap {
+		if u.cap > 0 && !b.recordEvent(u) {
 			return
 		}
-		b.uploadOff = 0
-		if size > b.uploadCap {
-			if b.upload != nil {
-				purego.SyscallN(b.drv.cuMemFreeHost, uintptr(b.upload))
-				b.upload, b.uploadCap = nil, 0
-			}
-			c := max(2*size, 1<<20)
-			if !b.call("cuMemAllocHost_v2", b.drv.cuMemAllocHost, uintptr(unsafe.Pointer(&b.upload)), uintptr(c)) {
-				return
-			}
-			b.uploadCap = c
+		b.uploadCur ^= 1
+		u = &b.upload[b.uploadCur]
+		if !b.reuse(u, max(2*size, 1<<20)) {
+			return
 		}
 	}
-	p := unsafe.Add(b.upload, b.uploadOff)
+	p := unsafe.Add(u.ptr, u.off)
 	copy(unsafe.Slice((*int32)(p), len(src)), src)
-	b.uploadOff += (size + 15) &^ 15
+	u.off += (size + 15) &^ 15
 	b.call("cuMemcpyHtoDAsync_v2", b.drv.cuMemcpyHtoDAsync, t.ptr, uintptr(p), uintptr(size), b.stream)
 }
 
-// synced notes that the stream has drained: the staged uploads have been read.
-func (b *Backend) synced() { b.uploadOff = 0 }
+// synced notes that the stream is idle: every staged upload has been read.
+func (b *Backend) synced() { b.upload[0].off, b.upload[1].off = 0, 0 }
 
 func (b *Backend) Alloc(n int) backend.Tensor {
 	if !b.notCapturing("Alloc") {
@@ -160,32 +155,30 @@ func (b *Backend) Download(dst []float32, src backend.Tensor) error {
 		return b.Sync()
 	}
 	defer b.leave()
-	size := len(dst) * t.kind.size()
-	if size > b.stagingCap {
-		if b.staging != nil {
-			purego.SyscallN(b.drv.cuMemFreeHost, uintptr(b.staging))
-			b.staging, b.stagingCap = nil, 0
-		}
-		c := max(size, 1<<20)
-		if !b.call("cuMemAllocHost_v2", b.drv.cuMemAllocHost, uintptr(unsafe.Pointer(&b.staging)), uintptr(c)) {
-			return b.takeErr()
-		}
-		b.stagingCap = c
+	s := b.takeStaging(len(dst) * t.kind.size())
+	if s == nil {
+		return b.takeErr()
 	}
-	if !b.call("cuMemcpyDtoHAsync_v2", b.drv.cuMemcpyDtoHAsync, uintptr(b.staging), t.ptr, uintptr(size), b.stream) ||
+	defer func() { s.busy = false }()
+	if !b.call("cuMemcpyDtoHAsync_v2", b.drv.cuMemcpyDtoHAsync, uintptr(s.ptr), t.ptr, uintptr(len(dst)*t.kind.size()), b.stream) ||
 		!b.call("cuStreamSynchronize", b.drv.cuStreamSynchronize, b.stream) {
 		return b.takeErr()
 	}
 	b.synced()
-	switch t.kind {
-	case kindF16:
-		half.DecodeFloat16(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
-	case kindBF16:
-		half.DecodeBFloat16(dst, unsafe.Slice((*uint16)(b.staging), len(dst)))
-	default:
-		copy(dst, unsafe.Slice((*float32)(b.staging), len(dst)))
-	}
+	decode(dst, s.ptr, t.kind)
 	return b.takeErr()
+}
+
+// decode converts len(dst) elements of kind k at p (page-locked staging) to float32.
+func decode(dst []float32, p unsafe.Pointer, k kind) {
+	switch k {
+	case kindF16:
+		half.DecodeFloat16(dst, unsafe.Slice((*uint16)(p), len(dst)))
+	case kindBF16:
+		half.DecodeBFloat16(dst, unsafe.Slice((*uint16)(p), len(dst)))
+	default:
+		copy(dst, unsafe.Slice((*float32)(p), len(dst)))
+	}
 }
 
 // Sync waits for the stream and returns the first error since the last Sync (a kernel fault

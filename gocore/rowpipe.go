@@ -1,0 +1,139 @@
+package gocore
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/goembed/goembed/gocore/arch"
+	"github.com/goembed/goembed/gocore/backend"
+	"github.com/goembed/goembed/gocore/schedule"
+)
+
+// rowPipe runs batches of sequences and writes their sentence embeddings into rows of dst, one
+// batch behind the device: batch k+1 is enqueued before the rows of batch k are waited for,
+// checked and copied out, so a GPU does not idle between batches. One pipe serves several
+// calls of run (the windows of a long list), so it does not drain between them either.
+type rowPipe struct {
+	e    *Encoder
+	dst  []float32
+	o    arch.Output
+	tr   stageTrace
+	bufs [2][]float32 // batch k's rows land in bufs[k%2] and stay there until copied out
+	k    int          // batches launched
+	prev *inflight    // the batch launched last, not yet finished
+}
+
+type inflight struct {
+	pending backend.Pending // nil when the rows are in host already (a synchronous backend)
+	host    []float32
+	index   []int // the row of dst for each of host's rows
+}
+
+func (e *Encoder) newRowPipe(dst []float32, o arch.Output) *rowPipe {
+	p := &rowPipe{e: e, dst: dst, o: o}
+	p.tr.start()
+	return p
+}
+
+// run launches the batches of the sequences ids[i], i in rows, of at most batchSize sequences
+// and budget tokens; the last may still be in flight when it returns. It stops before a
+// forward once ctx is done. A batch that runs out of device memory is run again, with the
+// rest, under half its tokens (oom.go).
+func (p *rowPipe) run(ctx context.Context, ids [][]int32, rows []int, batchSize, budget int) error {
+	plans := planRows(ids, rows, batchSize, budget)
+	for k, in := range packAhead(ids, plans) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := p.step(in, plans[k].Index)
+		if errors.Is(err, backend.ErrOutOfMemory) {
+			rest, smaller, err := splitAfterOOM(plans[k:], err, p.e.Device())
+			if err != nil {
+				return err
+			}
+			return p.run(ctx, ids, rest, batchSize, smaller)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planRows schedules the sequences ids[i], i in rows; the batches' indices are into ids.
+func planRows(ids [][]int32, rows []int, batchSize, budget int) []schedule.Batch {
+	lengths := make([]int, len(rows))
+	for j, i := range rows {
+		lengths[j] = len(ids[i])
+	}
+	plans := schedule.Plan(lengths, batchSize, budget)
+	for k := range plans {
+		for n, j := range plans[k].Index {
+			plans[k].Index[n] = rows[j]
+		}
+	}
+	return plans
+}
+
+// step launches in, whose rows go to rows index of dst, then finishes the batch launched
+// before it while the device runs in. After out of memory it finishes that earlier batch and
+// returns the error, for the caller to split in.
+func (p *rowPipe) step(in *arch.Batch, index []int) error {
+	p.tr.packed(in.B(), in.T())
+	H := p.e.Dim()
+	host := slices.Grow(p.bufs[p.k%2][:0], in.B()*H)[:in.B()*H]
+	p.bufs[p.k%2] = host
+	pending, err := p.e.launch(in, host, p.o)
+	p.tr.launched()
+	if err != nil {
+		if errors.Is(err, backend.ErrOutOfMemory) {
+			if err := p.finish(); err != nil {
+				return err
+			}
+		}
+		return err
+	}
+	p.k++
+	earlier := p.prev
+	p.prev = &inflight{pending: pending, host: host, index: index}
+	err = p.finishOne(earlier)
+	p.tr.downloaded()
+	return err
+}
+
+// finish waits for the batch in flight, if any, and copies its rows into dst.
+func (p *rowPipe) finish() error {
+	f := p.prev
+	p.prev = nil
+	return p.finishOne(f)
+}
+
+func (p *rowPipe) finishOne(f *inflight) error {
+	if f == nil {
+		return nil
+	}
+	if err := p.e.finish(f.pending, f.host); err != nil {
+		return err
+	}
+	return p.e.scatter(p.dst, f.host, f.index)
+}
+
+// flush finishes the batch in flight after run's err (nil: success) and returns the first error.
+func (p *rowPipe) flush(err error) error {
+	defer p.tr.print()
+	if err == nil {
+		err = p.finish()
+		p.tr.downloaded()
+	}
+	return err
+}
+
+// release lets go of the download of a batch still in flight after a failure or a panic (its
+// rows are not wanted); deferred by every user of a pipe.
+func (p *rowPipe) release() {
+	if p.prev != nil {
+		p.e.finish(p.prev.pending, nil)
+		p.prev = nil
+	}
+}

@@ -1,0 +1,118 @@
+package gocore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/goembed/goembed/gocore/backend"
+)
+
+// snapshotAsync is the CPU backend with backend.AsyncDownloader: DownloadAsync copies the rows
+// at once into a buffer of its own (what a GPU's queued copy would read) and Wait hands them
+// over later, after the engine has launched the next batch, which overwrites the tensor.
+type snapshotAsync struct {
+	backend.Backend
+	pending, most int // downloads not yet waited for, and their most at one time
+}
+
+func (s *snapshotAsync) DownloadAsync(src backend.Tensor, n int) (backend.Pending, error) {
+	rows := make([]float32, n)
+	if err := s.Download(rows, src); err != nil {
+		return nil, err
+	}
+	s.pending++
+	s.most = max(s.most, s.pending)
+	return &snapshot{s: s, rows: rows}, nil
+}
+
+type snapshot struct {
+	s    *snapshotAsync
+	rows []float32
+	done bool
+}
+
+func (p *snapshot) Wait(dst []float32) error {
+	if p.done {
+		return errors.New("waited twice")
+	}
+	p.done = true
+	p.s.pending--
+	copy(dst, p.rows)
+	return nil
+}
+
+// TestRowPipeAsync: with asynchronous downloads the engine keeps one batch in flight while it
+// launches the next, across the windows of the pipeline too, and still writes every row where
+// it belongs; a failure or a cancellation midway leaves no download pending.
+func TestRowPipeAsync(t *testing.T) {
+	e := loadMiniLM(t)
+	texts := []string{}
+	for i := range 53 {
+		texts = append(texts, strings.Repeat("word ", i%11)+"text number "+string(rune('a'+i%26)))
+	}
+	texts[40] = texts[3]
+	H := e.Dim()
+	sync := e.sh.be
+	async := &snapshotAsync{Backend: sync}
+	defer func() { e.sh.be = sync }()
+	defer func(w int, c bool) { pipelineWindow, pipelineOnCPU = w, c }(pipelineWindow, pipelineOnCPU)
+	for _, window := range []int{1000, 7} { // one window; windows of 7 texts (each a batch or two)
+		pipelineWindow, pipelineOnCPU = window, true
+		want, got := make([]float32, len(texts)*H), make([]float32, len(texts)*H)
+		e.sh.be = sync
+		if err := e.EncodeWith(texts, want, EncodeOptions{BatchSize: 4}); err != nil {
+			t.Fatal(err)
+		}
+		e.sh.be = async
+		if err := e.EncodeWith(texts, got, EncodeOptions{BatchSize: 4}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("window %d: text %d dim %d: %v, synchronous %v", window, i/H, i%H, got[i], want[i])
+			}
+		}
+		if async.pending != 0 || async.most != 2 {
+			t.Errorf("window %d: %d downloads left pending, at most %d at once (want 0 and 2)", window, async.pending, async.most)
+		}
+	}
+	// Out of memory while a batch is in flight: it is finished, the rest split, same results.
+	if err := e.SetDebugOOMAfter(30 * 15 * 1024); err != nil { // about 30 tokens of MiniLM fit
+		t.Fatal(err)
+	}
+	want, got := make([]float32, len(texts)*H), make([]float32, len(texts)*H)
+	e.sh.be = sync
+	if err := e.EncodeWith(texts, want, EncodeOptions{BatchSize: 4}); err != nil {
+		t.Fatal(err)
+	}
+	e.sh.be = async
+	if err := e.EncodeWith(texts, got, EncodeOptions{BatchSize: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetDebugOOMAfter(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("after out-of-memory splits: text %d dim %d: %v, synchronous %v", i/H, i%H, got[i], want[i])
+		}
+	}
+	if async.pending != 0 {
+		t.Errorf("%d downloads left pending after out-of-memory splits", async.pending)
+	}
+	bad := append([]string(nil), texts...)
+	bad[30] = "bad \xff utf-8"
+	if err := e.EncodeWith(bad, make([]float32, len(bad)*H), EncodeOptions{BatchSize: 4}); err == nil {
+		t.Fatal("a bad text midway: no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.EncodeContext(ctx, texts, make([]float32, len(texts)*H), EncodeOptions{BatchSize: 4}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if async.pending != 0 {
+		t.Errorf("%d downloads left pending after a failure and a cancellation", async.pending)
+	}
+}
