@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--reps-long", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--min-seconds", type=float, default=0.5,
+                    help="fast calls get more reps (up to 2,000) so that the timed calls last about this long")
     ap.add_argument("--quick", action="store_true", help="3 reps, 1,000 corpus passages (a smoke test)")
     ap.add_argument("--out", default="gpu_compare")
     args = ap.parse_args()
@@ -137,7 +139,7 @@ def main():
 
     def measure(engine, config, model, fn, timed, B, seq, flops, docs, corpus="fixed shape", reps=None):
         try:
-            times = time_calls(fn, args.warmup, reps or args.reps)
+            times = time_calls(fn, args.warmup, reps or args.reps, min_seconds=args.min_seconds)
         except Exception as e:  # noqa: BLE001 - a failed peer is reported, not fatal
             failures.append(f"{engine} [{config}] {model} {B}x{seq}: {e!r}")
             traceback.print_exc()

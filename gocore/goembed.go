@@ -293,7 +293,7 @@ func (e *Encoder) scatter(dst, host []float32, index []int) error {
 	for j, i := range index {
 		row := host[j*H : (j+1)*H]
 		for _, v := range row {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // NaN or infinity
 				return fmt.Errorf("non-finite value in the embedding of text %d (device %s)", i, e.Device())
 			}
 		}
@@ -341,7 +341,9 @@ func (d *deduper) copyDuplicates(dst []float32, H int) {
 // launch runs the forward of in and starts the download of its pooled rows into host. On a
 // backend with asynchronous downloads (CUDA) it returns once both are enqueued, with the
 // download to pass to finish; otherwise the rows are in host when it returns.
-func (e *Encoder) launch(in *arch.Batch, host []float32, o arch.Output) (backend.Pending, error) {
+// async false waits for the rows whatever the backend (a call of one batch, such as a query,
+// has nothing to overlap them with).
+func (e *Encoder) launch(in *arch.Batch, host []float32, o arch.Output, async bool) (backend.Pending, error) {
 	sh := e.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -352,7 +354,7 @@ func (e *Encoder) launch(in *arch.Batch, host []float32, o arch.Output) (backend
 	var p backend.Pending
 	pooled, err := sh.net.Forward(in, o)
 	if err == nil {
-		if a, ok := sh.be.(backend.AsyncDownloader); ok {
+		if a, ok := sh.be.(backend.AsyncDownloader); ok && async {
 			p, err = a.DownloadAsync(pooled, len(host))
 		} else {
 			err = sh.be.Download(host, pooled)
@@ -382,20 +384,35 @@ func (e *Encoder) finish(p backend.Pending, host []float32) error {
 // pack lays a batch's sequences end to end with their positions and start rows.
 func pack(ids [][]int32, plan schedule.Batch) *arch.Batch {
 	in := &arch.Batch{
-		IDs:       make([]int32, 0, plan.Tokens),
-		Positions: make([]int32, 0, plan.Tokens),
+		IDs:       make([]int32, plan.Tokens),
+		Positions: make([]int32, plan.Tokens),
 		SeqStarts: make([]int32, 1, len(plan.Index)+1),
 		MaxLen:    plan.MaxLen,
 	}
+	off := 0
 	for _, i := range plan.Index {
-		in.IDs = append(in.IDs, ids[i]...)
-		for p := range ids[i] {
-			in.Positions = append(in.Positions, int32(p))
-		}
-		in.SeqStarts = append(in.SeqStarts, int32(len(in.IDs)))
+		n := copy(in.IDs[off:], ids[i])
+		copy(in.Positions[off:off+n], positionRamp(n))
+		off += n
+		in.SeqStarts = append(in.SeqStarts, int32(off))
 	}
 	return in
 }
+
+// positionRamp returns 0, 1, ..., n-1 (shared and read-only; grown on demand).
+func positionRamp(n int) []int32 {
+	if r := ramp.Load(); r != nil && len(*r) >= n {
+		return (*r)[:n]
+	}
+	r := make([]int32, max(n, 512))
+	for i := range r {
+		r[i] = int32(i)
+	}
+	ramp.Store(&r)
+	return r[:n]
+}
+
+var ramp atomic.Pointer[[]int32]
 
 // Close releases the model; the last Encoder sharing it frees it and the device. Calls after
 // Close, or in flight during it, get ErrClosed; other Encoders sharing the model are unaffected.

@@ -56,7 +56,7 @@ func TestOutOfMemorySplitsTheBatch(t *testing.T) {
 	}
 	dst := make([]float32, len(long)*e.Dim())
 	ids, _ := e.Tokenize(long, "")
-	if _, err := e.launch(pack(ids, planAll(ids)), dst, arch.Output{}); !errors.Is(err, backend.ErrOutOfMemory) {
+	if _, err := e.launch(pack(ids, planAll(ids)), dst, arch.Output{}, false); !errors.Is(err, backend.ErrOutOfMemory) {
 		t.Fatalf("a forward of 32 sequences under the limit: %v, want ErrOutOfMemory", err)
 	}
 

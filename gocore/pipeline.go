@@ -125,7 +125,7 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := p.step(j.in, j.plan.Index)
+		err := p.step(j.in, j.plan.Index, true)
 		if errors.Is(err, backend.ErrOutOfMemory) {
 			var rows []int
 			var smaller int
@@ -195,7 +195,7 @@ func packAhead(ids [][]int32, plans []schedule.Batch) iter.Seq2[int, *arch.Batch
 			defer close(ready)
 			for _, plan := range plans {
 				select {
-				case ready <- pack(ids, plan): // pack only appends: it cannot panic on valid plans
+				case ready <- pack(ids, plan): // pack cannot panic on plans from schedule.Plan
 				case <-stop:
 					return
 				}

@@ -46,7 +46,7 @@ func (p *rowPipe) run(ctx context.Context, ids [][]int32, rows []int, batchSize,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := p.step(in, plans[k].Index)
+		err := p.step(in, plans[k].Index, len(plans) > 1 || p.prev != nil)
 		if errors.Is(err, backend.ErrOutOfMemory) {
 			rest, smaller, err := splitAfterOOM(plans[k:], err, p.e.Device())
 			if err != nil {
@@ -77,14 +77,14 @@ func planRows(ids [][]int32, rows []int, batchSize, budget int) []schedule.Batch
 }
 
 // step launches in, whose rows go to rows index of dst, then finishes the batch launched
-// before it while the device runs in. After out of memory it finishes that earlier batch and
+// before it while the device runs in. async false waits for in's rows at once (one batch alone). After out of memory it finishes that earlier batch and
 // returns the error, for the caller to split in.
-func (p *rowPipe) step(in *arch.Batch, index []int) error {
+func (p *rowPipe) step(in *arch.Batch, index []int, async bool) error {
 	p.tr.packed(in.B(), in.T())
 	H := p.e.Dim()
 	host := slices.Grow(p.bufs[p.k%2][:0], in.B()*H)[:in.B()*H]
 	p.bufs[p.k%2] = host
-	pending, err := p.e.launch(in, host, p.o)
+	pending, err := p.e.launch(in, host, p.o, async)
 	p.tr.launched()
 	if err != nil {
 		if errors.Is(err, backend.ErrOutOfMemory) {

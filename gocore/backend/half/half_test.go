@@ -63,3 +63,18 @@ func TestBF16(t *testing.T) {
 		t.Errorf("bf16 0x3fc0 = %v, want 1.5", dst[0])
 	}
 }
+
+// TestDecodeFloat16Table: the table decode gives Float32's bits for all 65,536 values.
+func TestDecodeFloat16Table(t *testing.T) {
+	src := make([]uint16, 1<<16)
+	for i := range src {
+		src[i] = uint16(i)
+	}
+	dst := make([]float32, len(src))
+	DecodeFloat16(dst, src)
+	for i, h := range src {
+		if got, want := math.Float32bits(dst[i]), math.Float32bits(Float32(h)); got != want {
+			t.Fatalf("%#04x: table %#08x, Float32 %#08x", h, got, want)
+		}
+	}
+}
