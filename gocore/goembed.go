@@ -190,28 +190,12 @@ func (e *Encoder) EncodeWith(texts []string, dst []float32, o EncodeOptions) err
 // EncodeContext is EncodeWith that stops between batches once ctx is done, returning ctx.Err();
 // rows not yet computed are left as they were.
 func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float32, o EncodeOptions) error {
-	H := e.Dim()
-	if len(dst) < len(texts)*H {
-		return fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), len(texts), len(texts)*H)
-	}
-	if o.BatchSize == 0 {
-		o.BatchSize = e.defaultBatchSize()
-	}
-	if o.BatchSize < 0 {
-		return fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
-	}
-	out := arch.Output{Normalize: o.Normalize}
-	if o.Prompt != "" && !e.Model.IncludePrompt {
-		var err error
-		if out.Skip, err = e.promptLength(o.Prompt); err != nil {
-			return err
-		}
-	}
-	if o.Truncated != nil && len(o.Truncated) < len(texts) {
-		return fmt.Errorf("truncated flags hold %d entries, %d texts need as many", len(o.Truncated), len(texts))
+	out, err := e.checkEncode(len(texts), dst, &o)
+	if err != nil {
+		return err
 	}
 	if e.pipelined(len(texts)) {
-		return e.encodePipelined(ctx, texts, dst, o, out)
+		return e.encodePipelined(ctx, fullFeed(texts), dst, o, out)
 	}
 	ids, truncated, err := e.TokenizeMax(texts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
@@ -221,6 +205,32 @@ func (e *Encoder) EncodeContext(ctx context.Context, texts []string, dst []float
 		copy(o.Truncated, truncated)
 	}
 	return e.encodeIDs(ctx, ids, dst, o.BatchSize, out)
+}
+
+// checkEncode checks the buffers and options of an encode of n texts, fills in the default batch
+// size and returns what the forwards compute after the transformer.
+func (e *Encoder) checkEncode(n int, dst []float32, o *EncodeOptions) (arch.Output, error) {
+	H := e.Dim()
+	if len(dst) < n*H {
+		return arch.Output{}, fmt.Errorf("output buffer holds %d floats, %d texts need %d", len(dst), n, n*H)
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = e.defaultBatchSize()
+	}
+	if o.BatchSize < 0 {
+		return arch.Output{}, fmt.Errorf("batch size must be positive, got %d", o.BatchSize)
+	}
+	out := arch.Output{Normalize: o.Normalize}
+	if o.Prompt != "" && !e.Model.IncludePrompt {
+		var err error
+		if out.Skip, err = e.promptLength(o.Prompt); err != nil {
+			return out, err
+		}
+	}
+	if o.Truncated != nil && len(o.Truncated) < n {
+		return out, fmt.Errorf("truncated flags hold %d entries, %d texts need as many", len(o.Truncated), n)
+	}
+	return out, nil
 }
 
 // promptLength is the number of leading tokens include_prompt=false leaves out of pooling.

@@ -41,7 +41,7 @@ var traceStages = os.Getenv("GOEMBED_TRACE") == "1"
 // window k, schedules its batches and packs them, and this goroutine only launches batches and
 // copies out rows. One row pipe takes the batches of every window, so the device does not drain
 // between windows. Duplicates are found across the whole call, as in encodeIDs.
-func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []float32, o EncodeOptions, out arch.Output) error {
+func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []float32, o EncodeOptions, out arch.Output) error {
 	type window struct {
 		start, end int
 		err        error
@@ -52,7 +52,8 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 		in   *arch.Batch
 		err  error
 	}
-	ids := make([][]int32, len(texts))
+	n := feed.Len()
+	ids := make([][]int32, n)
 	size := pipelineWindow          // read once: the goroutines may outlive an early return
 	windows := make(chan window, 1) // one window tokenized ahead
 	jobs := make(chan job, 2)       // two batches packed ahead
@@ -60,7 +61,8 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 	var wg sync.WaitGroup
 	defer func() {
 		close(stop)
-		wg.Wait() // the tokenizer writes o.Truncated, which the caller may free once this returns
+		feed.Abort(errCallEnded) // a tokenizer waiting for texts that will not come
+		wg.Wait()                // the tokenizer writes o.Truncated, which the caller may free once this returns
 	}()
 	wg.Add(2)
 	go func() {
@@ -68,10 +70,13 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 		defer close(windows)
 		// The first window is small, so the device starts after a short wait; the device's
 		// backlog then hides the larger windows.
-		for start, n := 0, max(1, size/8); start < len(texts); start, n = start+n, size {
-			w := window{start: start, end: min(start+n, len(texts))}
+		for start, step := 0, max(1, size/8); start < n; start, step = start+step, size {
+			w := window{start: start, end: min(start+step, n)}
+			texts, err := feed.upTo(w.end)
 			t0 := time.Now()
-			w.err = e.tokenizeWindow(texts, ids, w.start, w.end, o)
+			if w.err = err; err == nil {
+				w.err = e.tokenizeWindow(texts, ids, w.start, w.end, o)
+			}
 			w.took = time.Since(t0)
 			select {
 			case windows <- w:
@@ -86,7 +91,7 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 	var tokenizing time.Duration // written by the batcher, read after jobs is closed
 	var budget atomic.Int64      // lowered after an out-of-memory failure
 	budget.Store(int64(e.tokenBudget()))
-	d := newDeduper(len(texts))
+	d := newDeduper(n)
 	go func() {
 		defer wg.Done()
 		defer close(jobs)
@@ -144,10 +149,13 @@ func (e *Encoder) encodePipelined(ctx context.Context, texts []string, dst []flo
 	d.copyDuplicates(dst, e.Dim())
 	if traceStages {
 		fmt.Fprintf(os.Stderr, "goembed trace: %d texts in %v: tokenize %v (in a goroutine), waiting for packed batches %v\n",
-			len(texts), time.Since(t0).Round(time.Millisecond), tokenizing.Round(time.Millisecond), waiting.Round(time.Millisecond))
+			n, time.Since(t0).Round(time.Millisecond), tokenizing.Round(time.Millisecond), waiting.Round(time.Millisecond))
 	}
 	return nil
 }
+
+// errCallEnded aborts the feed of a call that has returned.
+var errCallEnded = errors.New("the encode call has ended")
 
 // tokenizeProcs is how many goroutines tokenize a window while the forwards run: all cores but
 // two. Go's scheduler has no priorities, so with a tokenizer goroutine on every core the

@@ -91,8 +91,16 @@ func EncodeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, ds
 	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
 	ctx, stop := watch(cancelPtr)
 	defer stop()
-	err = e.EncodeContext(ctx, ts, dst, gocore.EncodeOptions{BatchSize: o.BatchSize, Normalize: o.Normalize,
-		Prompt: o.Prompt, MaxSeqLength: o.MaxSeqLength, Truncated: flags(truncPtr, n)})
+	return encodeError(ctx, e.EncodeContext(ctx, ts, dst, o.encodeOptions(truncPtr, n)))
+}
+
+func (o callOptions) encodeOptions(truncPtr uintptr, n int) gocore.EncodeOptions {
+	return gocore.EncodeOptions{BatchSize: o.BatchSize, Normalize: o.Normalize, Prompt: o.Prompt,
+		MaxSeqLength: o.MaxSeqLength, Truncated: flags(truncPtr, n)}
+}
+
+// encodeError maps an encode's error to the exception Python raises.
+func encodeError(ctx context.Context, err error) error {
 	switch {
 	case err == nil:
 		return nil

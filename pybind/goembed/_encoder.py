@@ -36,6 +36,9 @@ _SIMILARITIES = ("cosine", "dot", "euclidean", "manhattan")
 # Texts per call into Go: about a second of work on a 2-core CPU, a fraction of one on a GPU.
 _CPU_CHUNK = 256
 _GPU_CHUNK = 65536
+# A chunk of more than _FEED_MIN texts reaches Go in pieces of _FEED_PART (_encode_fed).
+_FEED_MIN = 8192
+_FEED_PART = 4096
 # sentence-transformers constructor keywords that mean nothing here: goembed never downloads,
 # runs no remote code and has one backend per device.
 _IGNORED_INIT_KEYWORDS = ("trust_remote_code", "token", "use_auth_token", "local_files_only",
@@ -436,13 +439,16 @@ class Encoder:
                 if cancel[0]:
                     return
                 part = texts[start:start + chunk]
-                buf, offs = _pack(part, first_index=start)
                 try:
-                    _api.call("EncodeCtl", handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
-                              out[start:].ctypes.data, opts, truncated[start:].ctypes.data, cancel.ctypes.data)
+                    if len(part) > _FEED_MIN:
+                        _encode_fed(handle, part, start, out, opts, truncated, cancel)
+                    else:
+                        buf, offs = _pack(part, first_index=start)
+                        _api.call("EncodeCtl", handle, _addr(buf), len(buf), offs.ctypes.data, len(part),
+                                  out[start:].ctypes.data, opts, truncated[start:].ctypes.data, cancel.ctypes.data)
                 except (ValueError, RuntimeError) as e:
-                    if start == 0 or str(e).startswith("Cancelled"):
-                        raise
+                    if start == 0 or str(e).startswith("Cancelled") or isinstance(e, UnicodeError):
+                        raise  # _pack's UnicodeEncodeError counts from the call's first text
                     # Go counts texts within the chunk it was given
                     raise type(e)(f"{e} (text indices counted from text {start})") from None
                 done_texts.append(len(part))
@@ -569,6 +575,32 @@ def _pack(texts: list[str], first_index: int = 0) -> tuple[bytes, np.ndarray]:
     offs = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offs[1:])
     return b"".join(parts), offs
+
+
+def _encode_fed(handle: int, part: list[str], start: int, out: np.ndarray, opts: str, truncated: np.ndarray,
+                cancel: np.ndarray) -> None:
+    """Embed part (texts start.. of the call) into out[start:], handing the texts to Go in
+    _FEED_PART pieces: Go starts on the first piece while the later ones are packed into UTF-8
+    (packing a 50,000-text list takes tens of milliseconds, which the GPU would otherwise wait
+    for). Every piece's buffer stays referenced until EncodeFinish has returned."""
+    fed = _api.call("EncodeStart", handle, len(part), out[start:].ctypes.data, opts,
+                    truncated[start:].ctypes.data, cancel.ctypes.data)
+    pieces = []
+    handed_over = False
+    try:
+        for s in range(0, len(part), _FEED_PART):
+            buf, offs = _pack(part[s:s + _FEED_PART], first_index=start + s)
+            pieces.append((buf, offs))
+            _api.call("EncodeFeedTexts", fed, _addr(buf), len(buf), offs.ctypes.data, len(offs) - 1)
+        handed_over = True
+    finally:
+        if handed_over:
+            _api.call("EncodeFinish", fed, False)
+        else:  # this exception wins; Go stops and lets go of the pieces first
+            try:
+                _api.call("EncodeFinish", fed, True)
+            except (ValueError, RuntimeError):
+                pass
 
 
 def _addr(buf: bytes) -> int:
