@@ -227,6 +227,36 @@ def test_r26_normalizing_a_zero_vector_gives_zeros(tmp_path, minilm_dir, device,
 
 # --- threads ---------------------------------------------------------------------------------
 
+def test_r31_threads_share_one_cuda_encoder(minilm_dir, corpus):
+    # RELIABILITY 31 on a GPU, where a call of several batches keeps one batch in flight while
+    # it launches the next (and other threads' batches may come in between): 16 threads x 24
+    # mixed calls, queries to calls of thousands of passages, give the sequential results. A
+    # text's vector may differ in its last bits with the batch sizes cuBLASLt picks kernels for,
+    # so the check is a cosine; a row that went to the wrong place would be far off.
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = _cuda_encoder(minilm_dir, "float16")
+    try:
+        passages = [r["text"] for r in corpus[:6000]]
+        sizes = [1, 3, 40, 700, 6000]
+        calls = [(i % 97, sizes[i % len(sizes)]) for i in range(16 * 24)]
+        expected = {}
+        for start, n in calls:
+            if (start, n) not in expected:
+                expected[(start, n)] = m.encode(passages[start:start + n])
+
+        def run(call):
+            start, n = call
+            got = m.encode(passages[start:start + n])
+            return float(_cos(got, expected[call]).min())
+
+        with ThreadPoolExecutor(16) as pool:
+            worst = min(pool.map(run, calls))
+        assert worst >= 0.9999, f"a concurrent result differs from the sequential one: cosine {worst}"
+    finally:
+        m.close()
+
+
 def test_r33_threads_get_their_own_settings(tiny):
     # Two Encoders of one model, different max_seq_length and prompts, used at once from two
     # threads each: every result equals the one computed alone.
