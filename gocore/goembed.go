@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -47,8 +48,32 @@ type EncodeOptions struct {
 // synchronisations (all-MiniLM-L6-v2's activations at 65,536 tokens take about 0.6 GB).
 const tokenBudget = 16384
 
-// gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go).
-var gpuTokenBudget = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
+// gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go). Without the variable a
+// device with little free memory gets fewer (gpuBudgetFor).
+var (
+	gpuTokenBudget    = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
+	gpuBudgetFromEnv  = os.Getenv("GOEMBED_GPU_TOKEN_BUDGET") != ""
+	minGPUTokenBudget = 256
+)
+
+// gpuBudgetFor is the token budget of a forward on be: gpuTokenBudget, or fewer where the free
+// device memory, measured after the weights are loaded, would not hold the activations of that
+// many tokens twice over (the rest stays for cuBLASLt, graphs and other processes). A batch
+// that still runs out of memory is split (oom.go).
+func gpuBudgetFor(be backend.Backend, c modeldir.Config) int {
+	mr, ok := be.(backend.MemoryReporter)
+	if gpuBudgetFromEnv || !ok {
+		return gpuTokenBudget
+	}
+	free, _, err := mr.FreeMemory()
+	if err != nil {
+		return gpuTokenBudget
+	}
+	// per token: ids and positions (int32), then hidden, qkv, context, projection (H, 3H, H, H)
+	// and the feed-forward activation (F) in the storage type (arch.Bert's workspace)
+	perToken := uint64(8 + mr.StorageBytes()*(6*c.HiddenSize+c.IntermediateSize))
+	return max(minGPUTokenBudget, min(gpuTokenBudget, int(free/2/perToken)))
+}
 
 // cpuWorkPerWorker is the arithmetic one CPU forward gives each worker: a fraction of a
 // second on one core, so Ctrl-C (which stops between forwards) is seen within a second, while
@@ -84,7 +109,7 @@ func (e *Encoder) defaultBatchSize() int {
 	if e.Device() == "cpu" {
 		return 32
 	}
-	return gpuTokenBudget
+	return e.sh.gpuBudget
 }
 
 // ErrClosed is returned by calls on a closed Encoder.
@@ -294,7 +319,7 @@ func (e *Encoder) tokenBudget() int {
 	if e.Device() == "cpu" {
 		return cpuBudget(e.Model.Config, runtime.GOMAXPROCS(0))
 	}
-	return gpuTokenBudget
+	return e.sh.gpuBudget
 }
 
 // scatter copies pooled row j of host to row index[j] of dst, refusing non-finite values.

@@ -36,6 +36,8 @@ type shared struct {
 	mu    sync.Mutex // guards everything below: one forward at a time per device
 	be    backend.Backend
 	net   arch.Encoder
+	// gpuBudget is the token budget of a GPU forward, sized at load (gpuBudgetFor).
+	gpuBudget int
 }
 
 var (
@@ -139,6 +141,10 @@ func (sh *shared) load(m *modeldir.Model, opts Options) error {
 	}
 	sh.notes = append(notes, "device: "+be.Describe())
 	sh.dim, sh.tok, sh.be, sh.net = net.Dim(), tok, be, net
+	sh.gpuBudget = gpuBudgetFor(be, m.Config)
+	if be.Name() != "cpu" {
+		sh.notes = append(sh.notes, fmt.Sprintf("batches of at most %d tokens", sh.gpuBudget))
+	}
 	return nil
 }
 

@@ -29,7 +29,7 @@ func (e *Encoder) EncodeTokens(texts []string, o EncodeOptions) ([][]float32, er
 	}
 	budget := tokenBudget
 	if e.Device() != "cpu" {
-		budget = gpuTokenBudget
+		budget = e.sh.gpuBudget
 	}
 	out := make([][]float32, len(ids))
 	for _, plan := range schedule.Plan(lengths, o.BatchSize, budget) {

@@ -102,3 +102,39 @@ def test_real_oom_memoryerror_then_split(minilm_dir, corpus):
     assert _close(split, want) >= 0.9999, "results of the split run differ"
     assert _close(again, want) >= 0.9999, "results after the failures differ"
     m.close()
+
+
+def test_token_budget_follows_free_memory(minilm_dir, corpus):
+    # issue 9: the token budget of a GPU forward is sized from the free memory at load. With
+    # about 300 MB free, a 65,536-token batch (about 0.5 GB of activations for MiniLM in float16)
+    # would not fit, so a model loaded then plans smaller batches.
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here: it is what takes the GPU memory")
+    import json
+    import re
+
+    def budget(m):
+        notes = " ".join(json.loads(api.call("Info", m._handle))["notes"])
+        found = re.search(r"batches of at most (\d+) tokens", notes)
+        assert found, notes
+        return int(found.group(1))
+
+    texts = _texts(corpus, 3000)
+    m = _cuda_encoder(minilm_dir)
+    assert budget(m) == 65536
+    want = m.encode(texts)
+    m.close()  # the last holder: the next Encoder loads the model afresh
+    hog = None
+    try:
+        free, _ = torch.cuda.mem_get_info()
+        hog = torch.empty(max(free - (300 << 20), 0), dtype=torch.uint8, device="cuda")
+        small = _cuda_encoder(minilm_dir)
+        b = budget(small)
+        got = small.encode(texts)
+        small.close()
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+    assert 256 <= b < 65536, b
+    assert _close(got, want) >= 0.9999

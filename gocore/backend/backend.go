@@ -165,6 +165,15 @@ type Graphs interface {
 	ForgetGraphs()
 }
 
+// MemoryReporter is optional: a device with its own memory (a GPU) says how much of it is free,
+// so the engine can size its batches to fit.
+type MemoryReporter interface {
+	// FreeMemory returns the free and the total bytes of device memory.
+	FreeMemory() (free, total uint64, err error)
+	// StorageBytes is the size of one element in the storage type.
+	StorageBytes() int
+}
+
 // AsyncDownloader is optional: a backend whose ops run asynchronously (CUDA) can start a
 // download without waiting for it, so the engine enqueues batch k+1 before it waits for the
 // rows of batch k and the device never idles between batches.

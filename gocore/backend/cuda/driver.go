@@ -24,7 +24,7 @@ type driver struct {
 	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate          uintptr
 	cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy                     uintptr
 	cuEventCreate, cuEventDestroy, cuEventRecord, cuEventSynchronize      uintptr
-	cuEventElapsedTime                                                    uintptr
+	cuEventElapsedTime, cuMemGetInfo                                      uintptr
 }
 
 // CUDA driver constants (cuda.h).
@@ -83,6 +83,7 @@ func loadDriver() (*driver, error) {
 		"cuEventDestroy_v2":            &d.cuEventDestroy,
 		"cuEventRecord":                &d.cuEventRecord,
 		"cuEventSynchronize":           &d.cuEventSynchronize,
+		"cuMemGetInfo_v2":              &d.cuMemGetInfo,
 		"cuEventElapsedTime":           &d.cuEventElapsedTime,
 	})
 	if err != nil {

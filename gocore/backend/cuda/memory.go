@@ -214,3 +214,20 @@ func (b *Backend) Close() error {
 	b.err = nil
 	return err
 }
+
+var _ backend.MemoryReporter = (*Backend)(nil)
+
+// FreeMemory returns the device's free and total bytes (cuMemGetInfo), for batch sizing.
+func (b *Backend) FreeMemory() (free, total uint64, err error) {
+	if !b.enter() {
+		return 0, 0, b.takeErr()
+	}
+	defer b.leave()
+	if !b.call("cuMemGetInfo_v2", b.drv.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total))) {
+		return 0, 0, b.takeErr()
+	}
+	return free, total, nil
+}
+
+// StorageBytes is 2 for float16 and bfloat16 storage, 4 for float32.
+func (b *Backend) StorageBytes() int { return b.storage.size() }
