@@ -42,3 +42,29 @@ def test_fed_bad_text_in_a_later_piece(model, corpus, small_pieces):
         model.encode(sents, batch_size=64)
     sents[70] = "fine again"
     assert np.isfinite(model.encode(sents, batch_size=64)).all()
+
+
+def test_fed_go_error_wins_over_the_refused_piece(model, corpus, small_pieces, monkeypatch):
+    # When Go's encode fails while Python is still handing over pieces, the next piece is
+    # refused ("the encode call has ended") and EncodeFinish returns Go's error: that error is
+    # the one raised. Go's failure is simulated around the real calls.
+    real = _encoder._api.call
+    seen = []
+
+    def call(name, *args):
+        seen.append(name)
+        if name == "EncodeFeedTexts" and seen.count(name) == 2:
+            raise ValueError("the encode call has ended")
+        if name == "EncodeFinish":
+            try:
+                real(name, *args)  # lets go of the pieces; its own error is replaced below
+            except ValueError:
+                pass
+            raise MemoryError("out of device memory: simulated")
+        return real(name, *args)
+
+    monkeypatch.setattr(_encoder._api, "call", call)
+    with pytest.raises(MemoryError, match="simulated"):
+        model.encode(texts(corpus, 100), batch_size=64)
+    monkeypatch.setattr(_encoder._api, "call", real)
+    assert np.isfinite(model.encode(texts(corpus, 100), batch_size=64)).all()

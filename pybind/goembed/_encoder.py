@@ -586,21 +586,21 @@ def _encode_fed(handle: int, part: list[str], start: int, out: np.ndarray, opts:
     fed = _api.call("EncodeStart", handle, len(part), out[start:].ctypes.data, opts,
                     truncated[start:].ctypes.data, cancel.ctypes.data)
     pieces = []
-    handed_over = False
     try:
         for s in range(0, len(part), _FEED_PART):
             buf, offs = _pack(part[s:s + _FEED_PART], first_index=start + s)
             pieces.append((buf, offs))
             _api.call("EncodeFeedTexts", fed, _addr(buf), len(buf), offs.ctypes.data, len(offs) - 1)
-        handed_over = True
-    finally:
-        if handed_over:
-            _api.call("EncodeFinish", fed, False)
-        else:  # this exception wins; Go stops and lets go of the pieces first
-            try:
-                _api.call("EncodeFinish", fed, True)
-            except (ValueError, RuntimeError):
-                pass
+    except BaseException:
+        # Either Python failed (a lone surrogate) and Go is told to stop, or Go ended first
+        # (an error, Ctrl-C) and refused the piece: then Go's error is the cause.
+        try:
+            _api.call("EncodeFinish", fed, True)
+        except (ValueError, RuntimeError, MemoryError) as go_error:
+            if "stopped handing over texts" not in str(go_error):
+                raise go_error from None
+        raise
+    _api.call("EncodeFinish", fed, False)
 
 
 def _addr(buf: bytes) -> int:
