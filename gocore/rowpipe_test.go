@@ -3,6 +3,7 @@ package gocore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -58,22 +59,29 @@ func TestRowPipeAsync(t *testing.T) {
 	async := &snapshotAsync{Backend: sync}
 	defer func() { e.sh.be = sync }()
 	defer func(w int, c bool) { pipelineWindow, pipelineOnCPU = w, c }(pipelineWindow, pipelineOnCPU)
-	for _, window := range []int{1000, 7} { // one window; windows of 7 texts (each a batch or two)
-		pipelineWindow, pipelineOnCPU = window, true
+	// bothWays encodes texts with the synchronous backend, then with the asynchronous one, and
+	// fails the test where a vector differs in any bit.
+	bothWays := func(what string) {
+		t.Helper()
 		want, got := make([]float32, len(texts)*H), make([]float32, len(texts)*H)
-		e.sh.be = sync
-		if err := e.EncodeWith(texts, want, EncodeOptions{BatchSize: 4}); err != nil {
-			t.Fatal(err)
-		}
-		e.sh.be = async
-		if err := e.EncodeWith(texts, got, EncodeOptions{BatchSize: 4}); err != nil {
-			t.Fatal(err)
+		for _, run := range []struct {
+			be  backend.Backend
+			dst []float32
+		}{{sync, want}, {async, got}} {
+			e.sh.be = run.be
+			if err := e.EncodeWith(texts, run.dst, EncodeOptions{BatchSize: 4}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for i := range got {
 			if got[i] != want[i] {
-				t.Fatalf("window %d: text %d dim %d: %v, synchronous %v", window, i/H, i%H, got[i], want[i])
+				t.Fatalf("%s: text %d dim %d: %v, synchronous %v", what, i/H, i%H, got[i], want[i])
 			}
 		}
+	}
+	for _, window := range []int{1000, 7} { // one window; windows of 7 texts (each a batch or two)
+		pipelineWindow, pipelineOnCPU = window, true
+		bothWays(fmt.Sprintf("window %d", window))
 		if async.pending != 0 || async.most != 2 {
 			t.Errorf("window %d: %d downloads left pending, at most %d at once (want 0 and 2)", window, async.pending, async.most)
 		}
@@ -82,22 +90,9 @@ func TestRowPipeAsync(t *testing.T) {
 	if err := e.SetDebugOOMAfter(30 * 15 * 1024); err != nil { // about 30 tokens of MiniLM fit
 		t.Fatal(err)
 	}
-	want, got := make([]float32, len(texts)*H), make([]float32, len(texts)*H)
-	e.sh.be = sync
-	if err := e.EncodeWith(texts, want, EncodeOptions{BatchSize: 4}); err != nil {
-		t.Fatal(err)
-	}
-	e.sh.be = async
-	if err := e.EncodeWith(texts, got, EncodeOptions{BatchSize: 4}); err != nil {
-		t.Fatal(err)
-	}
+	bothWays("after out-of-memory splits")
 	if err := e.SetDebugOOMAfter(0); err != nil {
 		t.Fatal(err)
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("after out-of-memory splits: text %d dim %d: %v, synchronous %v", i/H, i%H, got[i], want[i])
-		}
 	}
 	if async.pending != 0 {
 		t.Errorf("%d downloads left pending after out-of-memory splits", async.pending)
