@@ -51,10 +51,12 @@ const tokenBudget = 16384
 // gpuTokenBudget: GOEMBED_GPU_TOKEN_BUDGET overrides it (pipeline.go). Without the variable a
 // device with little free memory gets fewer (gpuBudgetFor).
 var (
-	gpuTokenBudget    = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, 256)
-	gpuBudgetFromEnv  = os.Getenv("GOEMBED_GPU_TOKEN_BUDGET") != ""
-	minGPUTokenBudget = 256
+	gpuTokenBudget   = envInt("GOEMBED_GPU_TOKEN_BUDGET", 65536, minGPUTokenBudget)
+	gpuBudgetFromEnv = os.Getenv("GOEMBED_GPU_TOKEN_BUDGET") != ""
 )
+
+// minGPUTokenBudget is the smallest budget, free memory or not (oom.go splits further).
+const minGPUTokenBudget = 256
 
 // gpuBudgetFor is the token budget of a forward on be: gpuTokenBudget, or fewer where the free
 // device memory, measured after the weights are loaded, would not hold the activations of that

@@ -46,7 +46,7 @@ func (p *rowPipe) run(ctx context.Context, ids [][]int32, rows []int, batchSize,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := p.step(in, plans[k].Index, len(plans) > 1 || p.prev != nil)
+		err := p.step(in, plans[k].Index, len(plans) > 1)
 		if errors.Is(err, backend.ErrOutOfMemory) {
 			rest, smaller, err := splitAfterOOM(plans[k:], err, p.e.Device())
 			if err != nil {

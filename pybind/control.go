@@ -104,8 +104,6 @@ func encodeError(ctx context.Context, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case err == gocore.ErrClosed:
-		return fmt.Errorf("ValueError: %v", err)
 	case ctx.Err() != nil && err == ctx.Err():
 		return fmt.Errorf("Cancelled: encode stopped between batches")
 	}
@@ -131,9 +129,6 @@ func TokenizeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, 
 	}
 	rows, cut, err := e.TokenizeMax(ts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
-		if err == gocore.ErrClosed {
-			return fmt.Errorf("ValueError: %v", err)
-		}
 		return classify(err)
 	}
 	ids := unsafe.Slice((*int32)(mem(idsPtr)), n*width)

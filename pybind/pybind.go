@@ -82,6 +82,8 @@ func classify(err error) error {
 	var dev *gocore.DeviceError
 	var dt *gocore.DTypeError
 	switch {
+	case errors.Is(err, gocore.ErrClosed):
+		return fmt.Errorf("ValueError: %s", msg)
 	case errors.Is(err, backend.ErrOutOfMemory):
 		return fmt.Errorf("MemoryError: %s", msg)
 	case errors.As(err, &dt), errors.Is(err, backend.ErrUnsupportedDType):
@@ -162,9 +164,6 @@ func EncodeTokens(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int,
 	}
 	rows, err := e.EncodeTokens(ts, gocore.EncodeOptions{BatchSize: batchSize, Prompt: prompt})
 	if err != nil {
-		if err == gocore.ErrClosed {
-			return fmt.Errorf("ValueError: %v", err)
-		}
 		return classify(err)
 	}
 	total := 0
@@ -204,9 +203,6 @@ func EncodeIDs(h int64, idsPtr uintptr, width int, lensPtr uintptr, n int, dstPt
 	}
 	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
 	if err := e.EncodeIDs(seqs, dst, gocore.EncodeOptions{BatchSize: batchSize, Normalize: normalize}); err != nil {
-		if err == gocore.ErrClosed {
-			return fmt.Errorf("ValueError: %v", err)
-		}
 		return classify(err)
 	}
 	return nil

@@ -34,6 +34,48 @@ type bertLayer struct {
 	outNormW, outNormB   backend.Tensor
 }
 
+// layerNames are where a layer's attention tensors sit in a checkpoint, after the layer's
+// prefix (encoder.layer.N.): BERT's and MPNet's differ only there.
+type layerNames struct{ q, k, v, attnOut, attnNorm string }
+
+var bertNames = layerNames{"attention.self.query", "attention.self.key", "attention.self.value",
+	"attention.output.dense", "attention.output.LayerNorm"}
+
+// layers reads L post-LayerNorm layers of width H and feed-forward width F, with Q, K and V
+// stacked into one projection.
+func (c *checkpoint) layers(L, H, F int, n layerNames) ([]bertLayer, error) {
+	layers := make([]bertLayer, L)
+	var err error
+	load := func(dst *backend.Tensor, name string, shape ...int) {
+		if err == nil {
+			*dst, err = c.tensor(name, shape...)
+		}
+	}
+	for i := range layers {
+		l, p := &layers[i], fmt.Sprintf("encoder.layer.%d.", i)
+		if err == nil {
+			ws, bs := make([]string, 3), make([]string, 3)
+			for j, name := range []string{n.q, n.k, n.v} {
+				ws[j], bs[j] = p+name+".weight", p+name+".bias"
+			}
+			if l.qkvW, err = c.concat(ws, H, H); err == nil {
+				l.qkvB, err = c.concat(bs, H)
+			}
+		}
+		load(&l.attnOutW, p+n.attnOut+".weight", H, H)
+		load(&l.attnOutB, p+n.attnOut+".bias", H)
+		load(&l.attnNormW, p+n.attnNorm+".weight", H)
+		load(&l.attnNormB, p+n.attnNorm+".bias", H)
+		load(&l.ffnInW, p+"intermediate.dense.weight", F, H)
+		load(&l.ffnInB, p+"intermediate.dense.bias", F)
+		load(&l.ffnOutW, p+"output.dense.weight", H, F)
+		load(&l.ffnOutB, p+"output.dense.bias", H)
+		load(&l.outNormW, p+"output.LayerNorm.weight", H)
+		load(&l.outNormB, p+"output.LayerNorm.bias", H)
+	}
+	return layers, err
+}
+
 func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert, err error) {
 	H, NH, F, L := cfg.HiddenSize, cfg.NumAttentionHeads, cfg.IntermediateSize, cfg.NumHiddenLayers
 	if H <= 0 || NH <= 0 || F <= 0 || L <= 0 || H%NH != 0 || cfg.VocabSize <= 0 || cfg.MaxPositionEmbeddings <= 0 {
@@ -70,29 +112,8 @@ func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert,
 	load(&m.typ, "embeddings.token_type_embeddings.weight", types, H)
 	load(&m.embNormW, "embeddings.LayerNorm.weight", H)
 	load(&m.embNormB, "embeddings.LayerNorm.bias", H)
-	m.layers = make([]bertLayer, L)
-	for i := range m.layers {
-		l, p := &m.layers[i], fmt.Sprintf("encoder.layer.%d.", i)
-		if err == nil {
-			qkv := []string{"attention.self.query", "attention.self.key", "attention.self.value"}
-			ws, bs := make([]string, 3), make([]string, 3)
-			for j, n := range qkv {
-				ws[j], bs[j] = p+n+".weight", p+n+".bias"
-			}
-			if l.qkvW, err = c.concat(ws, H, H); err == nil {
-				l.qkvB, err = c.concat(bs, H)
-			}
-		}
-		load(&l.attnOutW, p+"attention.output.dense.weight", H, H)
-		load(&l.attnOutB, p+"attention.output.dense.bias", H)
-		load(&l.attnNormW, p+"attention.output.LayerNorm.weight", H)
-		load(&l.attnNormB, p+"attention.output.LayerNorm.bias", H)
-		load(&l.ffnInW, p+"intermediate.dense.weight", F, H)
-		load(&l.ffnInB, p+"intermediate.dense.bias", F)
-		load(&l.ffnOutW, p+"output.dense.weight", H, F)
-		load(&l.ffnOutB, p+"output.dense.bias", H)
-		load(&l.outNormW, p+"output.LayerNorm.weight", H)
-		load(&l.outNormB, p+"output.LayerNorm.bias", H)
+	if err == nil {
+		m.layers, err = c.layers(L, H, F, bertNames)
 	}
 	if err != nil {
 		return nil, err

@@ -30,6 +30,9 @@ type MPNet struct {
 	positions          []int32
 }
 
+var mpnetNames = layerNames{"attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o",
+	"attention.LayerNorm"}
+
 // mpnetPad is MPNetEmbeddings.padding_idx: a pad token takes position 1, the others count on
 // from 2.
 const mpnetPad = 1
@@ -86,28 +89,8 @@ func loadMPNet(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *MPNe
 			m.rel = t
 		}
 	}
-	m.layers = make([]bertLayer, L)
-	for i := range m.layers {
-		l, p := &m.layers[i], fmt.Sprintf("encoder.layer.%d.", i)
-		if err == nil {
-			ws, bs := make([]string, 3), make([]string, 3)
-			for j, n := range []string{"q", "k", "v"} {
-				ws[j], bs[j] = p+"attention.attn."+n+".weight", p+"attention.attn."+n+".bias"
-			}
-			if l.qkvW, err = c.concat(ws, H, H); err == nil {
-				l.qkvB, err = c.concat(bs, H)
-			}
-		}
-		load(&l.attnOutW, p+"attention.attn.o.weight", H, H)
-		load(&l.attnOutB, p+"attention.attn.o.bias", H)
-		load(&l.attnNormW, p+"attention.LayerNorm.weight", H)
-		load(&l.attnNormB, p+"attention.LayerNorm.bias", H)
-		load(&l.ffnInW, p+"intermediate.dense.weight", F, H)
-		load(&l.ffnInB, p+"intermediate.dense.bias", F)
-		load(&l.ffnOutW, p+"output.dense.weight", H, F)
-		load(&l.ffnOutB, p+"output.dense.bias", H)
-		load(&l.outNormW, p+"output.LayerNorm.weight", H)
-		load(&l.outNormB, p+"output.LayerNorm.bias", H)
+	if err == nil {
+		m.layers, err = c.layers(L, H, F, mpnetNames)
 	}
 	if err != nil {
 		return nil, err

@@ -43,16 +43,17 @@ func (b *Backend) waitEvent(h *hostBuf) bool {
 	return h.event == 0 || b.call("cuEventSynchronize", b.drv.cuEventSynchronize, h.event)
 }
 
-// reuse waits for h's recorded copies, then empties it, reallocated to grow bytes if it holds
-// fewer than grow/2 (uploads) — callers pass twice the size they need, so buffers grow rarely.
-func (b *Backend) reuse(h *hostBuf, grow int) bool {
+// reuse waits for h's recorded copies, then empties it; a buffer of fewer than need bytes is
+// replaced by one of twice that (at least 1 MiB), so buffers grow rarely.
+func (b *Backend) reuse(h *hostBuf, need int) bool {
 	if !b.waitEvent(h) {
 		return false
 	}
 	h.off = 0
-	if h.cap >= grow/2 {
+	if h.cap >= need {
 		return true
 	}
+	grow := max(2*need, 1<<20)
 	if h.ptr != nil {
 		purego.SyscallN(b.drv.cuMemFreeHost, uintptr(h.ptr))
 		h.ptr, h.cap = nil, 0
@@ -89,7 +90,7 @@ func (b *Backend) takeStaging(size int) *hostBuf {
 		pick = &hostBuf{}
 		b.staging = append(b.staging, pick)
 	}
-	if pick.cap < size && !b.reuse(pick, max(2*size, 1<<20)) {
+	if !b.reuse(pick, size) {
 		return nil
 	}
 	pick.busy = true

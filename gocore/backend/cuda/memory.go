@@ -66,7 +66,7 @@ func (b *Backend) WriteInt32(dst backend.Tensor, src []int32) {
 		}
 		b.uploadCur ^= 1
 		u = &b.upload[b.uploadCur]
-		if !b.reuse(u, max(2*size, 1<<20)) {
+		if !b.reuse(u, size) {
 			return
 		}
 	}
