@@ -12,7 +12,9 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/goembed/goembed/gocore/arch"
@@ -300,8 +302,13 @@ func (e *Encoder) EncodeIDs(ids [][]int32, dst []float32, o EncodeOptions) error
 
 // encodeIDs runs the forwards of token sequences and writes row i of dst for sequence i.
 func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, batchSize int, o arch.Output) error {
+	start := time.Now()
 	d := newDeduper(len(ids))
-	if err := e.encodeRows(ctx, ids, d.add(ids, 0, len(ids)), dst, batchSize, o); err != nil {
+	rows := d.add(ids, 0, len(ids))
+	if traceStages {
+		fmt.Fprintf(os.Stderr, "goembed trace: %d sequences deduplicated in %v\n", len(ids), time.Since(start).Round(time.Microsecond))
+	}
+	if err := e.encodeRows(ctx, ids, rows, dst, batchSize, o); err != nil {
 		return err
 	}
 	d.copyDuplicates(dst, e.Dim())
@@ -420,12 +427,17 @@ func (e *Encoder) finish(p backend.Pending, host []float32) error {
 
 // pack lays a batch's sequences end to end with their positions and start rows.
 func pack(ids [][]int32, plan schedule.Batch) *arch.Batch {
-	in := &arch.Batch{
-		IDs:       make([]int32, plan.Tokens),
-		Positions: make([]int32, plan.Tokens),
-		SeqStarts: make([]int32, 1, len(plan.Index)+1),
-		MaxLen:    plan.MaxLen,
-	}
+	return packInto(&arch.Batch{}, ids, plan)
+}
+
+// packInto is pack into in, whose slices are reused when they are large enough: a caller that
+// packs batch after batch allocates (and leaves the garbage collector) almost nothing. The
+// backends copy the ids out during the forward, so in is free again once it has been launched.
+func packInto(in *arch.Batch, ids [][]int32, plan schedule.Batch) *arch.Batch {
+	in.IDs = slices.Grow(in.IDs[:0], plan.Tokens)[:plan.Tokens]
+	in.Positions = slices.Grow(in.Positions[:0], plan.Tokens)[:plan.Tokens]
+	in.SeqStarts = append(slices.Grow(in.SeqStarts[:0], len(plan.Index)+1), 0)
+	in.MaxLen = plan.MaxLen
 	off := 0
 	for _, i := range plan.Index {
 		n := copy(in.IDs[off:], ids[i])

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"os"
 	"runtime"
 	"strconv"
@@ -54,9 +53,10 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 	}
 	n := feed.Len()
 	ids := make([][]int32, n)
-	size := pipelineWindow          // read once: the goroutines may outlive an early return
-	windows := make(chan window, 1) // one window tokenized ahead
-	jobs := make(chan job, 2)       // two batches packed ahead
+	size := pipelineWindow            // read once: the goroutines may outlive an early return
+	windows := make(chan window, 1)   // one window tokenized ahead
+	jobs := make(chan job, 2)         // two batches packed ahead
+	free := make(chan *arch.Batch, 4) // launched batches, whose slices the batcher reuses
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() {
@@ -105,8 +105,13 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 			}
 			tokenizing += w.took
 			for _, plan := range planRows(ids, d.add(ids, w.start, w.end), o.BatchSize, int(budget.Load())) {
+				in := &arch.Batch{}
 				select {
-				case jobs <- job{plan: plan, in: pack(ids, plan)}:
+				case in = <-free:
+				default:
+				}
+				select {
+				case jobs <- job{plan: plan, in: packInto(in, ids, plan)}:
 				case <-stop:
 					return
 				}
@@ -131,6 +136,10 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 			return err
 		}
 		err := p.step(j.in, j.plan.Index, true)
+		select {
+		case free <- j.in: // launched: free for the batcher to pack into
+		default:
+		}
 		if errors.Is(err, backend.ErrOutOfMemory) {
 			var rows []int
 			var smaller int
@@ -187,38 +196,6 @@ func (e *Encoder) tokenizeWindow(texts []string, ids [][]int32, start, end int, 
 	return nil
 }
 
-// packAhead yields the packed batches of plans in order. With several batches a goroutine packs
-// batch k+1 while batch k runs, so a GPU does not wait for the host between forwards; a single
-// batch (a query) is packed inline, with no goroutine to start.
-func packAhead(ids [][]int32, plans []schedule.Batch) iter.Seq2[int, *arch.Batch] {
-	return func(yield func(int, *arch.Batch) bool) {
-		if len(plans) == 1 {
-			yield(0, pack(ids, plans[0]))
-			return
-		}
-		ready := make(chan *arch.Batch, 1)
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			defer close(ready)
-			for _, plan := range plans {
-				select {
-				case ready <- pack(ids, plan): // pack cannot panic on plans from schedule.Plan
-				case <-stop:
-					return
-				}
-			}
-		}()
-		k := 0
-		for in := range ready {
-			if !yield(k, in) {
-				return
-			}
-			k++
-		}
-	}
-}
-
 // envInt reads a positive integer setting from the environment (for measuring alternatives
 // without a rebuild); unset or below min keeps def.
 func envInt(name string, def, min int) int {
@@ -236,6 +213,7 @@ type stageTrace struct {
 	batches, seqs, tokens  int
 	t                      time.Time
 	pack, launch, download time.Duration
+	firstPack, firstLaunch time.Duration // the first batch's: the device idles until it is enqueued
 }
 
 func (s *stageTrace) start() {
@@ -256,13 +234,18 @@ func (s *stageTrace) packed(seqs, tokens int) {
 	s.batches, s.seqs, s.tokens = s.batches+1, s.seqs+seqs, s.tokens+tokens
 	s.lap(&s.pack)
 }
-func (s *stageTrace) launched()   { s.lap(&s.launch) }
+func (s *stageTrace) launched() {
+	s.lap(&s.launch)
+	if s.batches == 1 {
+		s.firstPack, s.firstLaunch = s.pack, s.launch
+	}
+}
 func (s *stageTrace) downloaded() { s.lap(&s.download) }
 
 func (s *stageTrace) print() {
 	if traceStages && s.batches > 0 {
 		r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
-		fmt.Fprintf(os.Stderr, "goembed trace: %d batches, %d sequences, %d tokens: host %v, enqueue %v, wait for the previous batch+copy out %v\n",
-			s.batches, s.seqs, s.tokens, r(s.pack), r(s.launch), r(s.download))
+		fmt.Fprintf(os.Stderr, "goembed trace: %d batches, %d sequences, %d tokens: host %v, enqueue %v, wait for the previous batch+copy out %v (first batch: plan+pack %v, enqueue %v)\n",
+			s.batches, s.seqs, s.tokens, r(s.pack), r(s.launch), r(s.download), r(s.firstPack), r(s.firstLaunch))
 	}
 }

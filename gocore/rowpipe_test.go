@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,5 +110,47 @@ func TestRowPipeAsync(t *testing.T) {
 	}
 	if async.pending != 0 {
 		t.Errorf("%d downloads left pending after a failure and a cancellation", async.pending)
+	}
+}
+
+// TestSplitTail: the last of several batches loses its n shortest sequences to a batch of
+// their own, with every sequence still planned once and the counts right.
+func TestSplitTail(t *testing.T) {
+	var ids [][]int32
+	for i := range 300 {
+		ids = append(ids, make([]int32, 1+i%100))
+	}
+	rows := make([]int, len(ids))
+	for i := range rows {
+		rows[i] = i
+	}
+	plans := planRows(ids, rows, 1000, 8000)
+	split := splitTail(ids, slices.Clone(plans), 32)
+	if len(split) != len(plans)+1 {
+		t.Fatalf("%d batches became %d", len(plans), len(split))
+	}
+	seen := map[int]bool{}
+	for _, b := range split {
+		tokens, most := 0, 0
+		for _, i := range b.Index {
+			if seen[i] {
+				t.Fatalf("sequence %d planned twice", i)
+			}
+			seen[i] = true
+			tokens += len(ids[i])
+			most = max(most, len(ids[i]))
+		}
+		if tokens != b.Tokens || most != b.MaxLen {
+			t.Errorf("batch of %d: tokens %d (counted %d), max %d (counted %d)", len(b.Index), b.Tokens, tokens, b.MaxLen, most)
+		}
+	}
+	if len(seen) != len(ids) || len(split[len(split)-1].Index) != 32 {
+		t.Errorf("%d of %d sequences planned, last batch %d", len(seen), len(ids), len(split[len(split)-1].Index))
+	}
+	if got := splitTail(ids, plans[:1], 32); len(got) != 1 {
+		t.Errorf("a single batch was split into %d", len(got))
+	}
+	if got := splitTail(ids, slices.Clone(plans), 0); len(got) != len(plans) {
+		t.Errorf("n = 0 changed the plan")
 	}
 }

@@ -47,8 +47,10 @@ type (
 // [[buffer(i)]] order: the launchers pass their tensors in this order, then the argument
 // struct ("a"). kernels_test.go checks it against the .metal sources.
 var bindings = map[string][]string{
-	"embed":     {"out", "ids", "positions", "types", "word", "pos", "typ", "gamma", "beta", "a"},
-	"layernorm": {"out", "x", "residual", "gamma", "beta", "a"},
+	"embed": {"out", "ids", "positions", "types", "word", "pos", "typ", "gamma", "beta", "a"},
+	// embed_warp_* (a SIMD group per token, shaders/embed.h): same buffers, not launched yet
+	"embed_warp": {"out", "ids", "positions", "types", "word", "pos", "typ", "gamma", "beta", "a"},
+	"layernorm":  {"out", "x", "residual", "gamma", "beta", "a"},
 	// layernorm_warp_* (a SIMD group per row, shaders/layernorm.h): same buffers, not launched yet
 	"layernorm_warp": {"out", "x", "residual", "gamma", "beta", "a"},
 	"gelu":           {"x", "bias", "a"},

@@ -18,10 +18,10 @@ FOR_EACH_STORAGE(ATTENTION_ENTRIES)
 
 // attention_mma_<storage>_hd<HD> (16-bit storage, sm_80+): attention_mma.h. Grid
 // (ceil(maxLen / (16 W)), NH, B), block W * 32 threads, W <= ATTM_WARPS; static shared memory
-// ATTM_Q * (HD + ATTM_PAD) elements (10 KiB at HD 32, 18 KiB at HD 64).
+// ATTM_BUF(HD) elements (30 KiB at HD 32, 27 KiB at HD 64).
 #define ATTENTION_MMA_ENTRY(S, T, HD)                                                                  \
-	KERNEL void attention_mma_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
-		__shared__ __align__(16) T buf[ATTM_Q * (HD + ATTM_PAD)];                                      \
+	KERNEL void BOUNDS(ATTM_WARPS * SIMD_WIDTH, ATTM_MIN_BLOCKS) attention_mma_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, AttentionArgs a) { \
+		__shared__ __align__(16) T buf[ATTM_BUF(HD)];                                      \
 		attention_mma<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, blockIdx.x, blockIdx.y, blockIdx.z, \
 			buf, threadIdx.x, blockDim.x); \
 	}
@@ -45,9 +45,9 @@ FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)
 FOR_EACH_STORAGE(ATTENTION_BIAS_ENTRIES)
 
 #define ATTENTION_MMA_BIAS_ENTRY(S, T, HD)                                                         \
-	KERNEL void attention_mma_bias_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, const float* rel, \
+	KERNEL void BOUNDS(ATTM_WARPS * SIMD_WIDTH, ATTM_MIN_BLOCKS) attention_mma_bias_##S##_hd##HD(T* out, const T* qkv, const int* seqStarts, const float* rel, \
 		AttentionBiasArgs a) {                                                                    \
-		__shared__ __align__(16) T buf[ATTM_Q * (HD + ATTM_PAD)];                                  \
+		__shared__ __align__(16) T buf[ATTM_BUF(HD)];                                  \
 		AttentionArgs args = {a.NH, a.scale};                                                        \
 		attention_mma<T, HD, true>(out, qkv, seqStarts, args, rel + blockIdx.y * (2 * a.R - 1), a.R, blockIdx.x, \
 			blockIdx.y, blockIdx.z, buf, threadIdx.x, blockDim.x);                                 \

@@ -23,13 +23,13 @@ FOR_EACH_STORAGE(ATTENTION_ENTRIES)
 
 // attention_mma_<storage>_hd<HD> (16-bit storage): attention_mma.h on simdgroup matrices. Grid
 // (ceil(maxLen / (16 W)), NH, B) threadgroups of W * 32 threads, W <= ATTM_WARPS; static threadgroup
-// memory ATTM_Q * (HD + ATTM_PAD) elements (18 KiB at HD 64). Same buffers as attention_*. Not yet launched by metalbridge.
+// memory ATTM_BUF(HD) elements (27 KiB at HD 64). Same buffers as attention_*. Not yet launched by metalbridge.
 #define ATTENTION_MMA_ENTRY(S, T, HD)                                                                 \
-	KERNEL void attention_mma_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                              \
+	KERNEL void BOUNDS(ATTM_WARPS * SIMD_WIDTH, ATTM_MIN_BLOCKS) attention_mma_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                              \
 		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],                 \
 		constant AttentionArgs& a [[buffer(3)]], uint3 group [[threadgroup_position_in_grid]],        \
 		uint3 lid [[thread_position_in_threadgroup]], uint3 size [[threads_per_threadgroup]]) {      \
-		SHARED T buf[ATTM_Q * (HD + ATTM_PAD)];                                                       \
+		SHARED T buf[ATTM_BUF(HD)];                                                       \
 		attention_mma<T, HD, false>(out, qkv, seqStarts, a, nullptr, 0, int(group.x), int(group.y), \
 			int(group.z), buf, lid.x, size.x); \
 	}
@@ -57,12 +57,12 @@ FOR_EACH_STORAGE16(ATTENTION_MMA_ENTRIES)
 FOR_EACH_STORAGE(ATTENTION_BIAS_ENTRIES)
 
 #define ATTENTION_MMA_BIAS_ENTRY(S, T, HD)                                                         \
-	KERNEL void attention_mma_bias_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                      \
+	KERNEL void BOUNDS(ATTM_WARPS * SIMD_WIDTH, ATTM_MIN_BLOCKS) attention_mma_bias_##S##_hd##HD(GLOBAL T* out [[buffer(0)]],                      \
 		GLOBAL const T* qkv [[buffer(1)]], GLOBAL const int* seqStarts [[buffer(2)]],              \
 		GLOBAL const float* rel [[buffer(3)]], constant AttentionBiasArgs& a [[buffer(4)]],       \
 		uint3 group [[threadgroup_position_in_grid]], uint3 lid [[thread_position_in_threadgroup]], \
 		uint3 size [[threads_per_threadgroup]]) {                                                  \
-		SHARED T buf[ATTM_Q * (HD + ATTM_PAD)];                                                    \
+		SHARED T buf[ATTM_BUF(HD)];                                                    \
 		AttentionArgs args = {a.NH, a.scale};                                                        \
 		attention_mma<T, HD, true>(out, qkv, seqStarts, args, rel + int(group.y) * (2 * a.R - 1), a.R, \
 			int(group.x), int(group.y), int(group.z), buf, lid.x, size.x);                         \

@@ -35,6 +35,34 @@ DEVICE_FN void add_layernorm(GLOBAL T* out, GLOBAL const T* x, GLOBAL const T* r
 #define LN_WARP_ROWS 4  // rows (SIMD groups) per block of add_layernorm_warp
 #define LN_WARP_MAXCH 8 // H <= LN_WARP_MAXCH * 4 * SIMD_WIDTH (1024)
 
+// layernorm_warp_row finishes a row that one SIMD group holds in registers (v: its lane's
+// chunks of 4 consecutive values, nch = H / (4*SIMD_WIDTH) of them; sum: the lane's part of the
+// row sum): out[base..] = (v - mean) / sqrt(var + eps) * gamma + beta, in two passes in float32.
+template <typename T>
+DEVICE_FN void layernorm_warp_row(GLOBAL T* out, int base, GLOBAL const T* gamma, GLOBAL const T* beta,
+	PRIVATE const float4* v, float sum, int H, float eps, int nch, uint lane) {
+	float mean = simd_sum_f(sum) / float(H);
+	float sq = 0.0f;
+	UNROLL
+	for (int c = 0; c < LN_WARP_MAXCH; c++) {
+		if (c < nch) {
+			float dx = v[c].x - mean, dy = v[c].y - mean, dz = v[c].z - mean, dw = v[c].w - mean;
+			sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
+		}
+	}
+	float rstd = rsqrt_f(simd_sum_f(sq) / float(H) + eps);
+	UNROLL
+	for (int c = 0; c < LN_WARP_MAXCH; c++) {
+		if (c < nch) {
+			int i = (c * SIMD_WIDTH + int(lane)) * 4;
+			float4 g = load4_f32(gamma, i), b = load4_f32(beta, i);
+			store4_f32(out, base + i,
+				make_f4((v[c].x - mean) * rstd * g.x + b.x, (v[c].y - mean) * rstd * g.y + b.y,
+					(v[c].z - mean) * rstd * g.z + b.z, (v[c].w - mean) * rstd * g.w + b.w));
+		}
+	}
+}
+
 // add_layernorm_warp is add_layernorm for H a multiple of 4*SIMD_WIDTH up to
 // LN_WARP_MAXCH*4*SIMD_WIDTH: one SIMD group per row t, the row in registers (4 consecutive
 // values a lane per chunk, one vector load each), SIMD reductions only: no threadgroup memory
@@ -60,24 +88,5 @@ DEVICE_FN void add_layernorm_warp(GLOBAL T* out, GLOBAL const T* x, GLOBAL const
 			sum += (xv.x + xv.y) + (xv.z + xv.w);
 		}
 	}
-	float mean = simd_sum_f(sum) / float(a.H);
-	float sq = 0.0f;
-	UNROLL
-	for (int c = 0; c < LN_WARP_MAXCH; c++) {
-		if (c < nch) {
-			float dx = v[c].x - mean, dy = v[c].y - mean, dz = v[c].z - mean, dw = v[c].w - mean;
-			sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
-		}
-	}
-	float rstd = rsqrt_f(simd_sum_f(sq) / float(a.H) + a.eps);
-	UNROLL
-	for (int c = 0; c < LN_WARP_MAXCH; c++) {
-		if (c < nch) {
-			int i = (c * SIMD_WIDTH + int(lane)) * 4;
-			float4 g = load4_f32(gamma, i), b = load4_f32(beta, i);
-			store4_f32(out, base + i,
-				make_f4((v[c].x - mean) * rstd * g.x + b.x, (v[c].y - mean) * rstd * g.y + b.y,
-					(v[c].z - mean) * rstd * g.z + b.z, (v[c].w - mean) * rstd * g.w + b.w));
-		}
-	}
+	layernorm_warp_row(out, base, gamma, beta, v, sum, a.H, a.eps, nch, lane);
 }

@@ -115,7 +115,7 @@ func TestPreludeParity(t *testing.T) {
 
 var (
 	includeRE    = regexp.MustCompile(`(?m)^\s*#\s*include\s+"([^"]+)"`)
-	kernelRE     = regexp.MustCompile(`\bKERNEL\s+void\s+(\w+)\s*\(`)
+	kernelRE     = regexp.MustCompile(`\bKERNEL\s+void\s+(?:\w+\s*\([^)]*\)\s*)?(\w+)\s*\(`) // an optional BOUNDS(...) before the name
 	defineNameRE = regexp.MustCompile(`(?m)^\s*#\s*define\s+(\w+)`)
 	helperRE     = regexp.MustCompile(`(?m)^\s*(?:template\s*<[^>]*>\s*)?DEVICE_FN\s+[\w<>:]+\s+(\w+)\s*(?:<[^>]*>)?\s*\(`)
 	typeRE       = regexp.MustCompile(`(?m)^\s*(?:typedef\s+[\w\s]+\s+(\w+)\s*;|struct\s+(\w+)\s*\{)`)

@@ -10,6 +10,9 @@
 #pragma once
 
 #define KERNEL extern "C" __global__
+// BOUNDS(threads, blocks) after an entry point's "void": at most that many threads a block, and
+// registers few enough for that many blocks an SM (__launch_bounds__).
+#define BOUNDS(threads, blocks) __launch_bounds__(threads, blocks)
 #define DEVICE_FN __device__ __forceinline__
 #define GLOBAL
 #define SHARED
@@ -134,6 +137,35 @@ template <typename T> DEVICE_FN void load8_16(T v[8], GLOBAL const T* src) {
 	uint w[4] = {u.x, u.y, u.z, u.w};
 	UNROLL
 	for (int i = 0; i < 8; i++) v[i].bits = (unsigned short)(w[i / 2] >> (16 * (i & 1)));
+}
+
+// Asynchronous copies global -> threadgroup memory, 16 bytes each (both 16-byte aligned), the
+// same API in prelude_metal.h: async_copy16(dst, src, valid) starts a copy of src (zeros when
+// !valid; src must still be a readable address) without holding the thread, async_commit() closes
+// the group of copies started since the last one, async_wait<N>() waits until at most the N
+// newest groups are still in flight. A BARRIER() after the wait makes the data visible to the
+// block. CUDA: cp.async (sm_80+; before it, a plain copy).
+template <typename T> DEVICE_FN void async_copy16(SHARED T* dst, GLOBAL const T* src, bool valid) {
+#if __CUDA_ARCH__ >= 800
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+		:: "r"((uint)__cvta_generic_to_shared(dst)), "l"(src), "r"(valid ? 16 : 0) : "memory");
+#else
+	if (valid) {
+		copy8_16(dst, src);
+	} else {
+		zero8_16(dst);
+	}
+#endif
+}
+DEVICE_FN void async_commit() {
+#if __CUDA_ARCH__ >= 800
+	asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N> DEVICE_FN void async_wait() {
+#if __CUDA_ARCH__ >= 800
+	asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
+#endif
 }
 
 // Tensor-core fragments: 16x16 tiles owned by one SIMD group (warp), the same API in

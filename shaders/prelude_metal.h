@@ -22,6 +22,7 @@
 using namespace metal;
 
 #define KERNEL kernel
+#define BOUNDS(threads, blocks) // prelude_cuda.h's register budget: the Metal compiler decides
 #define DEVICE_FN inline
 #define GLOBAL device
 #define PRIVATE thread // pointers to a thread's own arrays
@@ -129,6 +130,18 @@ template <typename T> DEVICE_FN void zero8_16(SHARED T* dst) {
 template <typename T> DEVICE_FN void load8_16(thread T* v, GLOBAL const T* src) {
 	for (int i = 0; i < 8; i++) v[i] = src[i];
 }
+
+// Asynchronous copies, the API of prelude_cuda.h: plain copies here (the wait is the BARRIER
+// that follows it in the bodies).
+template <typename T> DEVICE_FN void async_copy16(SHARED T* dst, GLOBAL const T* src, bool valid) {
+	if (valid) {
+		copy8_16(dst, src);
+	} else {
+		zero8_16(dst);
+	}
+}
+DEVICE_FN void async_commit() {}
+template <int N> DEVICE_FN void async_wait() {}
 
 // Tensor-core fragments: 16x16 tiles owned by one SIMD group, the API of prelude_cuda.h (see
 // there) over 2x2 simdgroup_matrix<float, 8, 8>. Operands are held as float (converted from the

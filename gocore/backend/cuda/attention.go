@@ -27,17 +27,14 @@ var _ backend.BiasedAttention = (*Backend)(nil)
 const attmMaxWarps = 8
 
 // attmWarps picks the warps (16 queries each) of an attention_mma block: enough for the longest
-// sequence, at most attmMaxWarps (HD 64) or 4 (HD 32, whose blocks are register-bound); a
-// non-zero b.attmWarpsOverride (benchmarks) wins.
-func (b *Backend) attmWarps(maxLen, HD int) int {
+// sequence, at most attmMaxWarps (measured on the H100 with the asynchronous staging and the
+// 80-register bound: 8 warps beat 4 at both head dims, B 32 to 1000, L 128); a non-zero
+// b.attmWarpsOverride (benchmarks) wins.
+func (b *Backend) attmWarps(maxLen int) int {
 	if b.attmWarpsOverride > 0 {
 		return b.attmWarpsOverride
 	}
-	most := attmMaxWarps
-	if HD == 32 {
-		most = 4
-	}
-	return max(1, min(most, (maxLen+15)/16))
+	return max(1, min(attmMaxWarps, (maxLen+15)/16))
 }
 
 // attentionMMA says whether Attention takes the tensor-core kernel (attention_mma_*): 16-bit
@@ -130,7 +127,7 @@ func (b *Backend) attention(op string, out, qkv, seqStarts, relT backend.Tensor,
 		// attention_mma.h: tensor cores, 16 queries a warp, attmWarps warps. Its 16-byte loads
 		// and stores need qkv and out 16-byte aligned (their rows, 3H and H 16-bit elements with H
 		// a multiple of 32, are).
-		w := b.attmWarps(maxLen, HD)
+		w := b.attmWarps(maxLen)
 		p.launch(fmt.Sprintf("attention_mma_%s%s_hd%d", variant, b.storage.suffix(), HD),
 			[3]int{(maxLen + 16*w - 1) / (16 * w), NH, B}, w*32, 0)
 		return

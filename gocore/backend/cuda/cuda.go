@@ -143,7 +143,7 @@ type Backend struct {
 	attentionSIMT bool
 	// attmWarpsOverride, when non-zero, sets the warps of an attention_mma block (benchmarks)
 	attmWarpsOverride int
-	// layerNormBlock keeps AddLayerNorm on the block-per-row kernel (GOEMBED_CUDA_LAYERNORM=block)
+	// layerNormBlock keeps AddLayerNorm and Embed on the block-per-row kernels (GOEMBED_CUDA_LAYERNORM=block)
 	layerNormBlock bool
 	storage        kind // element type of float tensors
 

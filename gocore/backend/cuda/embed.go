@@ -13,7 +13,8 @@ type embedArgs struct {
 	TypeMode int32 // 0: no type table; 1: typ[types[t]]; 2: typ[0]
 }
 
-// Embed launches embed_<dtype>: one block per token. With a type table but no type ids every
+// Embed launches embed_warp_<dtype> (a warp per token, for H a multiple of 128 up to 1024, as
+// AddLayerNorm) or embed_<dtype> (one block per token). With a type table but no type ids every
 // token takes row 0 (token_type_ids all zero, as BERT tokenizers give single sentences). The
 // row counts of the tables are not known here, so ids, positions and types are trusted.
 func (b *Backend) Embed(out, ids, positions, types, word, pos, typ, gamma, beta backend.Tensor, T, H int, eps float32) {
@@ -40,7 +41,11 @@ func (b *Backend) Embed(out, ids, positions, types, word, pos, typ, gamma, beta 
 		return
 	}
 	defer b.leave()
-	b.params().ptr(o).ptr(id).ptr(ps).ptr(tt).ptr(w).ptr(p).ptr(ty).ptr(g).ptr(be).
-		add(unsafe.Pointer(&a), unsafe.Sizeof(a)).
-		launch("embed_"+b.storage.suffix(), [3]int{T, 1, 1}, rowThreads(H), 4*H)
+	pr := b.params().ptr(o).ptr(id).ptr(ps).ptr(tt).ptr(w).ptr(p).ptr(ty).ptr(g).ptr(be).
+		add(unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if H%(4*32) == 0 && H <= lnWarpMaxH && !b.layerNormBlock && aligned16(o, w, p, ty, g, be) {
+		pr.launch("embed_warp_"+b.storage.suffix(), [3]int{(T + lnWarpRows - 1) / lnWarpRows, 1, 1}, lnWarpRows*32, 0)
+		return
+	}
+	pr.launch("embed_"+b.storage.suffix(), [3]int{T, 1, 1}, rowThreads(H), 4*H)
 }

@@ -90,7 +90,7 @@ func rowThreads(cols int) int {
 // kernelNames are the entry points of shaders/*.cu for the storage type with suffix sfx ("f16")
 // that the launchers use; Open looks each one up.
 func kernelNames(sfx string) []string {
-	names := []string{"embed_" + sfx, "layernorm_" + sfx, "layernorm_warp_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
+	names := []string{"embed_" + sfx, "embed_warp_" + sfx, "layernorm_" + sfx, "layernorm_warp_" + sfx, "gelu_" + sfx, "tanh_" + sfx, "pool_" + sfx,
 		"attention_" + sfx + "_hd32", "attention_" + sfx + "_hd64",
 		"attention_bias_" + sfx + "_hd32", "attention_bias_" + sfx + "_hd64"}
 	if sfx == "f16" || sfx == "bf16" {

@@ -104,7 +104,9 @@ func (u unit) options(arch string) []string {
 	if u.define != "" {
 		opts = append(opts, "-D"+u.define)
 	}
-	return opts
+	// Kernel experiments: extra flags such as -DATTM_MIN_BLOCKS=1 compare compile-time variants
+	// in one build (they are part of the cache key, like every option).
+	return append(opts, strings.Fields(os.Getenv("GOEMBED_NVRTC_FLAGS"))...)
 }
 
 // cacheKey hashes everything the machine code of u depends on: its source, every header, the
