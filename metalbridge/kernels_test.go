@@ -74,7 +74,7 @@ type entryParam struct {
 }
 
 var (
-	entryRE = regexp.MustCompile(`KERNEL\s+void\s+(\w+?)_##[\w#]*\s*\(`)
+	entryRE = regexp.MustCompile(`KERNEL\s+void\s+(?:BOUNDS\([^)]*\)\s+)?(\w+?)_##[\w#]*\s*\(`) // an optional BOUNDS(...) before the name
 	paramRE = regexp.MustCompile(`^(.*?)\b(\w+)\s*\[\[\s*([\w()\s]+?)\s*\]\]$`)
 )
 
