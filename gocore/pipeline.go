@@ -23,13 +23,19 @@ import (
 // list's tokenization first.
 var pipelineWindow = envInt("GOEMBED_PIPELINE_WINDOW", 4096, 1)
 
+// pipelineMin is the fewest texts a GPU encode tokenizes in windows (GOEMBED_PIPELINE_MIN).
+// From a few hundred texts on, the device starts on the first window while the next ones are
+// tokenized (1,000 texts of 128 tokens take about 3 ms to tokenize on the H100's host, a third
+// of the forward); below, the goroutines' hand-offs cost about what they would hide.
+var pipelineMin = envInt("GOEMBED_PIPELINE_MIN", 512, 2)
+
 // pipelineOnCPU lets tests run the pipeline on the CPU backend (where tokenizing and the
 // forwards compete for the same cores, so it is off).
 var pipelineOnCPU = false
 
 // pipelined says whether EncodeWith tokenizes ahead in windows.
 func (e *Encoder) pipelined(n int) bool {
-	return n > pipelineWindow && (e.Device() != "cpu" || pipelineOnCPU)
+	return n >= min(pipelineMin, pipelineWindow+1) && (e.Device() != "cpu" || pipelineOnCPU)
 }
 
 // traceStages (GOEMBED_TRACE=1) prints where a pipelined call's time went, to stderr.
@@ -68,9 +74,10 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 	go func() {
 		defer wg.Done()
 		defer close(windows)
-		// The first window is small, so the device starts after a short wait; the device's
-		// backlog then hides the larger windows.
-		for start, step := 0, max(1, size/8); start < n; start, step = start+step, size {
+		// The first window is small (an eighth of the call, at most an eighth of a window), so
+		// the device starts after a short wait; each next window is twice the last, up to size,
+		// and is tokenized while the device works through the batches before it.
+		for start, step := 0, max(1, min(size/8, n/8)); start < n; start, step = start+step, min(2*step, size) {
 			w := window{start: start, end: min(start+step, n)}
 			texts, err := feed.upTo(w.end)
 			t0 := time.Now()
@@ -92,6 +99,7 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 	var budget atomic.Int64      // lowered after an out-of-memory failure
 	budget.Store(int64(e.tokenBudget()))
 	d := newDeduper(n)
+	_, async := e.sh.be.(backend.AsyncDownloader)
 	go func() {
 		defer wg.Done()
 		defer close(jobs)
@@ -104,7 +112,11 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 				return
 			}
 			tokenizing += w.took
-			for _, plan := range planRows(ids, d.add(ids, w.start, w.end), o.BatchSize, int(budget.Load())) {
+			plans := planRows(ids, d.add(ids, w.start, w.end), o.BatchSize, int(budget.Load()))
+			if w.end == n && async && len(plans) > 0 {
+				plans = splitTail(ids, plans, tailRows) // the call's last batch (rowpipe.go)
+			}
+			for _, plan := range plans {
 				in := &arch.Batch{}
 				select {
 				case in = <-free:

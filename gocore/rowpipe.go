@@ -56,8 +56,8 @@ func (e *Encoder) newRowPipe(dst []float32, o arch.Output) *rowPipe {
 // forward.
 func (p *rowPipe) run(ctx context.Context, ids [][]int32, rows []int, batchSize, budget int) error {
 	plans := planRows(ids, rows, batchSize, budget)
-	if _, async := p.e.sh.be.(backend.AsyncDownloader); async {
-		plans = splitTail(ids, plans, tailRows)
+	if _, async := p.e.sh.be.(backend.AsyncDownloader); async && len(plans) > 1 {
+		plans = splitTail(ids, plans, tailRows) // not a call of one batch: a query waits at once
 	}
 	for k := range plans {
 		if err := ctx.Err(); err != nil {
@@ -101,10 +101,10 @@ func planRows(ids [][]int32, rows []int, batchSize, budget int) []schedule.Batch
 // little more device time.
 var tailRows = envInt("GOEMBED_TAIL_ROWS", 32, 0)
 
-// splitTail cuts the last of several batches so that at most n sequences (its shortest: plans
-// put the longest first) come last in a batch of their own.
+// splitTail cuts the last batch of plans, when it holds more than 2n sequences, so that its n
+// shortest (plans put the longest first) come last in a batch of their own.
 func splitTail(ids [][]int32, plans []schedule.Batch, n int) []schedule.Batch {
-	if n <= 0 || len(plans) < 2 || len(plans[len(plans)-1].Index) <= 2*n {
+	if n <= 0 || len(plans) == 0 || len(plans[len(plans)-1].Index) <= 2*n {
 		return plans
 	}
 	last := plans[len(plans)-1]

@@ -147,8 +147,8 @@ func TestSplitTail(t *testing.T) {
 	if len(seen) != len(ids) || len(split[len(split)-1].Index) != 32 {
 		t.Errorf("%d of %d sequences planned, last batch %d", len(seen), len(ids), len(split[len(split)-1].Index))
 	}
-	if got := splitTail(ids, plans[:1], 32); len(got) != 1 {
-		t.Errorf("a single batch was split into %d", len(got))
+	if got := splitTail(ids, plans[:1], len(plans[0].Index)/2); len(got) != 1 {
+		t.Errorf("a batch of 2n sequences was split into %d", len(got))
 	}
 	if got := splitTail(ids, slices.Clone(plans), 0); len(got) != len(plans) {
 		t.Errorf("n = 0 changed the plan")
