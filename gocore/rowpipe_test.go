@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -61,8 +62,8 @@ func TestRowPipeAsync(t *testing.T) {
 	defer func() { e.sh.be = sync }()
 	defer func(w int, c bool) { pipelineWindow, pipelineOnCPU = w, c }(pipelineWindow, pipelineOnCPU)
 	// bothWays encodes texts with the synchronous backend, then with the asynchronous one, and
-	// fails the test where a vector differs in any bit.
-	bothWays := func(what string) {
+	// fails the test where a vector differs by more than tol (0: in any bit).
+	bothWays := func(what string, tol float64) {
 		t.Helper()
 		want, got := make([]float32, len(texts)*H), make([]float32, len(texts)*H)
 		for _, run := range []struct {
@@ -75,14 +76,14 @@ func TestRowPipeAsync(t *testing.T) {
 			}
 		}
 		for i := range got {
-			if got[i] != want[i] {
+			if math.Abs(float64(got[i])-float64(want[i])) > tol || math.IsNaN(float64(got[i])) {
 				t.Fatalf("%s: text %d dim %d: %v, synchronous %v", what, i/H, i%H, got[i], want[i])
 			}
 		}
 	}
 	for _, window := range []int{1000, 7} { // one window; windows of 7 texts (each a batch or two)
 		pipelineWindow, pipelineOnCPU = window, true
-		bothWays(fmt.Sprintf("window %d", window))
+		bothWays(fmt.Sprintf("window %d", window), 0)
 		if async.pending != 0 || async.most != 2 {
 			t.Errorf("window %d: %d downloads left pending, at most %d at once (want 0 and 2)", window, async.pending, async.most)
 		}
@@ -91,7 +92,11 @@ func TestRowPipeAsync(t *testing.T) {
 	if err := e.SetDebugOOMAfter(30 * 15 * 1024); err != nil { // about 30 tokens of MiniLM fit
 		t.Fatal(err)
 	}
-	bothWays("after out-of-memory splits")
+	// Not bit for bit: after the first failure the batcher plans the windows it has not planned
+	// yet under the smaller budget, while those already planned are split batch by batch, and
+	// which windows those are depends on the goroutines' timing. The CPU's GEMMs round a row
+	// differently in batches of different sizes (a few units in the last place).
+	bothWays("after out-of-memory splits", 1e-6)
 	if err := e.SetDebugOOMAfter(0); err != nil {
 		t.Fatal(err)
 	}
