@@ -3,7 +3,6 @@ package gocore
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -12,10 +11,7 @@ import (
 // of one EncodeWith call; aborting the feed midway ends the call with the abort's error.
 func TestEncodeFeed(t *testing.T) {
 	e := loadMiniLM(t)
-	texts := []string{}
-	for i := range 41 {
-		texts = append(texts, strings.Repeat("word ", i%7)+"fed text "+string(rune('a'+i%26)))
-	}
+	texts := variedTexts(41, 7, "fed text ")
 	texts[33] = texts[4] // a duplicate across parts
 	H := e.Dim()
 	defer func(w int, c bool) { pipelineWindow, pipelineOnCPU = w, c }(pipelineWindow, pipelineOnCPU)

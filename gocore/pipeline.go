@@ -117,10 +117,11 @@ func (e *Encoder) encodePipelined(ctx context.Context, feed *TextFeed, dst []flo
 				plans = splitTail(ids, plans, tailRows) // the call's last batch (rowpipe.go)
 			}
 			for _, plan := range plans {
-				in := &arch.Batch{}
+				var in *arch.Batch
 				select {
 				case in = <-free:
 				default:
+					in = &arch.Batch{}
 				}
 				select {
 				case jobs <- job{plan: plan, in: packInto(in, ids, plan)}:

@@ -10,10 +10,7 @@ import (
 // index in the whole call.
 func TestPipelineMatchesOneShot(t *testing.T) {
 	e := loadMiniLM(t)
-	texts := []string{}
-	for i := range 37 {
-		texts = append(texts, strings.Repeat("word ", i%9)+"text number "+string(rune('a'+i%26)))
-	}
+	texts := variedTexts(37, 9, "text number ")
 	texts[30] = texts[2] // a duplicate in another window
 	H := e.Dim()
 	want := make([]float32, len(texts)*H)
@@ -44,4 +41,14 @@ func TestPipelineMatchesOneShot(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "text at index 23") {
 		t.Fatalf("want an error naming text 23, got %v", err)
 	}
+}
+
+// variedTexts returns n texts of 0 to most-1 leading "word "s, then stem and a letter: short
+// texts of varied lengths, mostly distinct, for the pipeline and row-pipe tests.
+func variedTexts(n, most int, stem string) []string {
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = strings.Repeat("word ", i%most) + stem + string(rune('a'+i%26))
+	}
+	return texts
 }

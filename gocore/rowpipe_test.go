@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/goembed/goembed/gocore/backend"
@@ -51,10 +50,7 @@ func (p *snapshot) Wait(dst []float32) error {
 // it belongs; a failure or a cancellation midway leaves no download pending.
 func TestRowPipeAsync(t *testing.T) {
 	e := loadMiniLM(t)
-	texts := []string{}
-	for i := range 53 {
-		texts = append(texts, strings.Repeat("word ", i%11)+"text number "+string(rune('a'+i%26)))
-	}
+	texts := variedTexts(53, 11, "text number ")
 	texts[40] = texts[3]
 	H := e.Dim()
 	sync := e.sh.be

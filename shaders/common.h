@@ -1,6 +1,9 @@
 // common.h holds helpers every body shares, written in the common subset (see prelude_cuda.h).
 #pragma once
 
+// add_f4 is the element-wise sum of two float4 (the vector loads of the warp-per-row kernels).
+DEVICE_FN float4 add_f4(float4 a, float4 b) { return make_f4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+
 // block_sum returns the sum of v over the nt threads of the block (threadgroup) to every thread.
 // nt is a multiple of SIMD_WIDTH and at most SIMD_WIDTH^2; red holds SIMD_WIDTH floats. All
 // threads of the block must call it (it has barriers).

@@ -53,12 +53,8 @@ DEVICE_FN void embed_warp(GLOBAL T* out, GLOBAL const int* ids, GLOBAL const int
 		if (c < nch) {
 			int i = (c * SIMD_WIDTH + int(lane)) * 4;
 			float4 x = load4_f32(word, w + i);
-			if (a.typeMode != 0) {
-				float4 ty = load4_f32(typ, y + i);
-				x = make_f4(x.x + ty.x, x.y + ty.y, x.z + ty.z, x.w + ty.w);
-			}
-			float4 ps = load4_f32(pos, p + i);
-			x = make_f4(x.x + ps.x, x.y + ps.y, x.z + ps.z, x.w + ps.w);
+			if (a.typeMode != 0) x = add_f4(x, load4_f32(typ, y + i));
+			x = add_f4(x, load4_f32(pos, p + i));
 			v[c] = x;
 			sum += (x.x + x.y) + (x.z + x.w);
 		}

@@ -80,10 +80,7 @@ DEVICE_FN void add_layernorm_warp(GLOBAL T* out, GLOBAL const T* x, GLOBAL const
 		if (c < nch) {
 			int i = (c * SIMD_WIDTH + int(lane)) * 4;
 			float4 xv = load4_f32(x, base + i);
-			if (a.hasResidual) {
-				float4 r = load4_f32(residual, base + i);
-				xv = make_f4(xv.x + r.x, xv.y + r.y, xv.z + r.z, xv.w + r.w);
-			}
+			if (a.hasResidual) xv = add_f4(xv, load4_f32(residual, base + i));
 			v[c] = xv;
 			sum += (xv.x + xv.y) + (xv.z + xv.w);
 		}
