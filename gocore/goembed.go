@@ -312,6 +312,9 @@ func (e *Encoder) encodeIDs(ctx context.Context, ids [][]int32, dst []float32, b
 		return err
 	}
 	d.copyDuplicates(dst, e.Dim())
+	if traceStages {
+		fmt.Fprintf(os.Stderr, "goembed trace: %v in Go\n", time.Since(start).Round(time.Microsecond))
+	}
 	return nil
 }
 

@@ -227,6 +227,7 @@ type stageTrace struct {
 	t                      time.Time
 	pack, launch, download time.Duration
 	firstPack, firstLaunch time.Duration // the first batch's: the device idles until it is enqueued
+	lastWait, lastCopy     time.Duration // the last finished batch's wait for its rows and copy out
 }
 
 func (s *stageTrace) start() {
@@ -235,12 +236,21 @@ func (s *stageTrace) start() {
 	}
 }
 
+// lap adds the time since the last lap to d (nil: to nothing); lastWait and lastCopy are set
+// rather than added to, and their time is also counted as download.
 func (s *stageTrace) lap(d *time.Duration) {
-	if traceStages {
-		now := time.Now()
-		*d += now.Sub(s.t)
-		s.t = now
+	if !traceStages {
+		return
 	}
+	now := time.Now()
+	switch {
+	case d == &s.lastWait || d == &s.lastCopy:
+		*d = now.Sub(s.t)
+		s.download += *d
+	case d != nil:
+		*d += now.Sub(s.t)
+	}
+	s.t = now
 }
 
 func (s *stageTrace) packed(seqs, tokens int) {
@@ -258,7 +268,8 @@ func (s *stageTrace) downloaded() { s.lap(&s.download) }
 func (s *stageTrace) print() {
 	if traceStages && s.batches > 0 {
 		r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
-		fmt.Fprintf(os.Stderr, "goembed trace: %d batches, %d sequences, %d tokens: host %v, enqueue %v, wait for the previous batch+copy out %v (first batch: plan+pack %v, enqueue %v)\n",
-			s.batches, s.seqs, s.tokens, r(s.pack), r(s.launch), r(s.download), r(s.firstPack), r(s.firstLaunch))
+		fmt.Fprintf(os.Stderr, "goembed trace: %d batches, %d sequences, %d tokens: host %v, enqueue %v, wait for the previous batch+copy out %v (first batch: plan+pack %v, enqueue %v; last batch: wait %v, copy out %v)\n",
+			s.batches, s.seqs, s.tokens, r(s.pack), r(s.launch), r(s.download), r(s.firstPack), r(s.firstLaunch),
+			s.lastWait.Round(time.Microsecond), s.lastCopy.Round(time.Microsecond))
 	}
 }

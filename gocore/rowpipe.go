@@ -158,10 +158,14 @@ func (p *rowPipe) finishOne(f *inflight) error {
 	if f == nil {
 		return nil
 	}
+	p.tr.lap(nil)
 	if err := p.e.finish(f.pending, f.host); err != nil {
 		return err
 	}
-	return p.e.scatter(p.dst, f.host, f.index)
+	p.tr.lap(&p.tr.lastWait)
+	err := p.e.scatter(p.dst, f.host, f.index)
+	p.tr.lap(&p.tr.lastCopy)
+	return err
 }
 
 // flush finishes the batch in flight after run's err (nil: success) and returns the first error.

@@ -3,6 +3,7 @@ package arch
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/goembed/goembed/gocore/backend"
@@ -144,10 +145,15 @@ func (c *checkpoint) free() {
 type workspace struct {
 	b       backend.Backend
 	bufs    map[string]backend.Tensor
+	seen    map[shape]bool // large shapes forwarded so far (bucket)
 	scratch []int32
 	grew    bool
 	limit   int64 // debug: see SetAllocLimit
 	err     error // a refused allocation, for Forward to return
+}
+
+func newWorkspace(b backend.Backend) *workspace {
+	return &workspace{b: b, bufs: map[string]backend.Tensor{}, seen: map[shape]bool{}}
 }
 
 func (ws *workspace) get(name string, n int) backend.Tensor {
@@ -204,21 +210,44 @@ func (ws *workspace) free() {
 // per power of two (at most 1/8 more tokens), B and the longest sequence to powers of two. The
 // kernels read the real sequence bounds from seqStarts on the device: padding tokens belong to
 // no sequence (attention and pooling never read them, and GEMMs and LayerNorm are row by row),
-// and padding sequences are empty (pooled to zeros, never downloaded). Above graphTokens the
-// launches cost little beside the work, and the exact sizes are used.
+// and padding sequences are empty (pooled to zeros, never downloaded).
+//
+// Above graphTokens padding would cost more than launches save, so the exact sizes are used,
+// and a graph only for a shape seen before (a call of 1,000 texts of one length comes back as
+// the same batches): its first forward runs op by op, which also times its GEMMs' candidates
+// (no timing is possible during a capture), and a shape that never comes back costs no capture.
 const graphTokens = 4096
+
+// maxSeenShapes bounds the large shapes a workspace remembers.
+const maxSeenShapes = 256
+
+// largeGraphs is turned off by GOEMBED_LARGE_GRAPHS=0 (for A/B timings): shapes above
+// graphTokens then always run op by op.
+var largeGraphs = os.Getenv("GOEMBED_LARGE_GRAPHS") != "0"
 
 type shape struct{ T, B, MaxLen int }
 
 func (in *Batch) shape() shape { return shape{in.T(), in.B(), in.MaxLen} }
 
-// bucket returns the launch shape of in and whether to replay a graph for it.
-func bucket(in *Batch, graphs bool) (shape, bool) {
+// bucket returns the launch shape of in and whether to replay a graph for it; seen holds the
+// large shapes met so far.
+func bucket(in *Batch, graphs bool, seen map[shape]bool) (shape, bool) {
 	s := in.shape()
-	if !graphs || roundTokens(s.T) > graphTokens {
+	switch {
+	case !graphs:
 		return s, false
+	case roundTokens(s.T) <= graphTokens:
+		return shape{roundTokens(s.T), pow2(s.B), pow2(max(s.MaxLen, 16))}, true
+	case !largeGraphs:
+		return s, false
+	case seen[s]:
+		return s, true
 	}
-	return shape{roundTokens(s.T), pow2(s.B), pow2(max(s.MaxLen, 16))}, true
+	if len(seen) >= maxSeenShapes {
+		clear(seen)
+	}
+	seen[s] = true
+	return s, false
 }
 
 // roundTokens rounds n up to a multiple of 8 up to 64, then to m * 2^e with 8 <= m < 16.

@@ -93,7 +93,7 @@ func loadBert(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *Bert,
 		c.prefix = "bert."
 	}
 	m := &Bert{b: b, H: H, NH: NH, HD: H / NH, F: F, L: L, vocab: cfg.VocabSize, maxPos: cfg.MaxPositionEmbeddings,
-		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
+		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: newWorkspace(b)}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -147,7 +147,7 @@ func (m *Bert) Forward(in *Batch, o Output) (backend.Tensor, error) {
 		}
 	}
 	g, graphs := b.(backend.Graphs)
-	s, replay := bucket(in, graphs)
+	s, replay := bucket(in, graphs, m.ws.seen)
 	T, B := s.T, s.B
 	ws := m.ws
 	ids := ws.int32s("ids", in.IDs, T, 0)

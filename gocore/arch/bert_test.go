@@ -121,6 +121,10 @@ func TestShapeBuckets(t *testing.T) {
 	eager, bucketed := open(ref), open(taped)
 
 	rng := rand.New(rand.NewPCG(1, 2))
+	large := make([]int, 70) // 70 sequences of 60: 4,200 tokens
+	for i := range large {
+		large[i] = 60
+	}
 	for i, s := range []struct {
 		lens    []int
 		records int // graphs recorded so far
@@ -132,6 +136,9 @@ func TestShapeBuckets(t *testing.T) {
 		{[]int{80, 70, 33}, 4}, // bigger: the workspace grows, earlier graphs are forgotten
 		{[]int{16}, 5},         // recorded again
 		{[]int{12}, 5},
+		{large, 5}, // above graphTokens: op by op the first time,
+		{large, 6}, // recorded the second,
+		{large, 6}, // replayed the third
 	} {
 		in := batchOf(rng, s.lens...)
 		for _, pool := range []backend.Pooling{backend.PoolMean, backend.PoolCLS} {
@@ -172,15 +179,26 @@ func TestBucketSizes(t *testing.T) {
 		}
 	}
 	in := &Batch{IDs: make([]int32, 300), SeqStarts: []int32{0, 100, 300}, MaxLen: 200}
-	if s, replay := bucket(in, true); !replay || s != (shape{320, 2, 256}) {
+	seen := map[shape]bool{}
+	if s, replay := bucket(in, true, seen); !replay || s != (shape{320, 2, 256}) {
 		t.Errorf("bucket = %v, %v", s, replay)
 	}
-	if s, replay := bucket(in, false); replay || s != (shape{300, 2, 200}) {
+	if s, replay := bucket(in, false, seen); replay || s != (shape{300, 2, 200}) {
 		t.Errorf("bucket without graphs = %v, %v", s, replay)
 	}
+	// Above graphTokens: exact sizes, a graph from the second time a shape comes.
 	big := &Batch{IDs: make([]int32, 5000), SeqStarts: []int32{0, 5000}, MaxLen: 5000}
-	if s, replay := bucket(big, true); replay || s.T != 5000 {
-		t.Errorf("bucket above graphTokens = %v, %v", s, replay)
+	other := &Batch{IDs: make([]int32, 5000), SeqStarts: []int32{0, 2500, 5000}, MaxLen: 2500}
+	for i, c := range []struct {
+		in     *Batch
+		replay bool
+	}{{big, false}, {other, false}, {big, true}, {other, true}, {big, true}} {
+		if s, replay := bucket(c.in, true, seen); replay != c.replay || s != c.in.shape() {
+			t.Errorf("large batch %d: bucket = %v, %v; want %v, %v", i, s, replay, c.in.shape(), c.replay)
+		}
+	}
+	if s, replay := bucket(big, false, seen); replay || s.T != 5000 {
+		t.Errorf("large bucket without graphs = %v, %v", s, replay)
 	}
 }
 

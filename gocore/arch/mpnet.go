@@ -64,7 +64,7 @@ func loadMPNet(b backend.Backend, w *weights.File, cfg modeldir.Config) (_ *MPNe
 		c.prefix = "mpnet."
 	}
 	m := &MPNet{b: b, ba: ba, H: H, NH: NH, HD: H / NH, F: F, L: L, vocab: cfg.VocabSize, maxPos: cfg.MaxPositionEmbeddings,
-		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: &workspace{b: b, bufs: map[string]backend.Tensor{}}}
+		eps: float32(cfg.LayerNormEps), head: defaultHead(H), ckpt: c, ws: newWorkspace(b)}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -169,7 +169,7 @@ func (m *MPNet) Forward(in *Batch, o Output) (backend.Tensor, error) {
 		}
 	}
 	g, graphs := b.(backend.Graphs)
-	s, replay := bucket(in, graphs)
+	s, replay := bucket(in, graphs, m.ws.seen)
 	T, B := s.T, s.B
 	ws := m.ws
 	ids := ws.int32s("ids", in.IDs, T, 0)

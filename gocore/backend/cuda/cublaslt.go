@@ -19,6 +19,11 @@ type cublasLt struct {
 	cublasLtMatmulPreferenceCreate, cublasLtMatmulPreferenceDestroy      uintptr
 	cublasLtMatmulPreferenceSetAttribute, cublasLtMatmulAlgoGetHeuristic uintptr
 	cublasLtMatmul                                                       uintptr
+
+	// The algorithm search (gemmsearch.go).
+	cublasLtMatmulAlgoGetIds, cublasLtMatmulAlgoInit, cublasLtMatmulAlgoCheck uintptr
+	cublasLtMatmulAlgoCapGetAttribute, cublasLtMatmulAlgoConfigSetAttribute   uintptr
+	cublasLtMatmulAlgoConfigGetAttribute                                      uintptr
 }
 
 // cuBLASLt and CUDA library constants (cublasLt.h, cublas_api.h, library_types.h).
@@ -72,6 +77,10 @@ func loadCublasLt() (*cublasLt, error) {
 		"cublasLtMatmulPreferenceSetAttribute": &l.cublasLtMatmulPreferenceSetAttribute,
 		"cublasLtMatmulAlgoGetHeuristic":       &l.cublasLtMatmulAlgoGetHeuristic,
 		"cublasLtMatmul":                       &l.cublasLtMatmul,
+		"cublasLtMatmulAlgoCheck":              &l.cublasLtMatmulAlgoCheck,
+		"cublasLtMatmulAlgoCapGetAttribute":    &l.cublasLtMatmulAlgoCapGetAttribute,
+		"cublasLtMatmulAlgoConfigSetAttribute": &l.cublasLtMatmulAlgoConfigSetAttribute,
+		"cublasLtMatmulAlgoConfigGetAttribute": &l.cublasLtMatmulAlgoConfigGetAttribute,
 	})
 	if err != nil {
 		return nil, err
@@ -141,16 +150,7 @@ func (b *Backend) plan(key gemmKey) (*gemmPlan, error) {
 	}
 	lt := b.lt
 	p := &gemmPlan{}
-	computeType, dataType := uintptr(cublasCompute32F), uintptr(cudaR32F)
-	switch b.storage {
-	case kindF16:
-		dataType = cudaR16F
-	case kindBF16:
-		dataType = cudaR16BF
-	}
-	if b.dtype == "tfloat32" {
-		computeType = cublasCompute32FFastTF32
-	}
+	computeType, dataType := b.ltTypes()
 	r, _, _ := purego.SyscallN(lt.cublasLtMatmulDescCreate, uintptr(unsafe.Pointer(&p.desc)), computeType, cudaR32F)
 	if err := lt.check("cublasLtMatmulDescCreate", r); err != nil {
 		return nil, err
@@ -208,6 +208,22 @@ func (b *Backend) plan(key gemmKey) (*gemmPlan, error) {
 	p.algo = p.cands[0]
 	b.plans[key] = p
 	return p, nil
+}
+
+// ltTypes returns the cuBLASLt compute type and the data type of every matrix for this
+// backend's dtype (the scale type is always 32-bit float).
+func (b *Backend) ltTypes() (computeType, dataType uintptr) {
+	computeType, dataType = cublasCompute32F, cudaR32F
+	switch b.storage {
+	case kindF16:
+		dataType = cudaR16F
+	case kindBF16:
+		dataType = cudaR16BF
+	}
+	if b.dtype == "tfloat32" {
+		computeType = cublasCompute32FFastTF32
+	}
+	return computeType, dataType
 }
 
 func (p *gemmPlan) setBias(lt *cublasLt, bias uintptr) error {

@@ -164,9 +164,10 @@ type Backend struct {
 	ltPref    uintptr
 	workspace uintptr
 	plans     map[gemmKey]*gemmPlan
-	// tunedAlgos maps a product whose n is rounded up to a power of two to the algorithm that
-	// won its timing (gemmtune.go), so nearby token counts reuse it without timing again.
+	// tunedAlgos maps a product whose n is rounded up to a power of two to the configuration
+	// that won its timing (gemmtune.go), so nearby token counts reuse it.
 	tunedAlgos map[gemmKey][64]byte
+	searches   int        // GEMM searches run (gemmsearch.go), for tests
 	events     [2]uintptr // for timing GEMM candidates; created on first use
 
 	// pinned is page-locked host memory: the kernel parameter block (paramBytes) followed by

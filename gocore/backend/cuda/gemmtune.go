@@ -19,6 +19,10 @@ import (
 // GOEMBED_CUDA_GEMM_TUNE=0 turns tuning off; =verbose prints each timing to stderr.
 var gemmTune = os.Getenv("GOEMBED_CUDA_GEMM_TUNE")
 
+// gemmSearch is turned off by GOEMBED_CUDA_GEMM_SEARCH=0: large products then take the fastest
+// of the heuristic's candidates, as small ones do.
+var gemmSearch = os.Getenv("GOEMBED_CUDA_GEMM_SEARCH") != "0"
+
 const (
 	// tuneCandidates is how many of the heuristic's results are asked for (and timed).
 	tuneCandidates = 8
@@ -29,49 +33,55 @@ const (
 	tuneReps = 3
 )
 
-// tune sets p.algo to the fastest of p.cands for this product. The candidates run on the
-// call's own operands: each launch writes the same out from the same inputs, so the result
-// is the chosen algorithm's. Products whose n rounds up to the same power of two share the
-// winner when it is among their candidates.
+// tune sets p.algo to the fastest configuration found for this product. The candidates run on
+// the call's own operands: each launch writes the same out from the same inputs, so the result
+// is the chosen configuration's.
+//
+// The first product of a bucket times the heuristic's candidates and, when large enough,
+// searches on from the fastest (gemmsearch.go; the search's winner is kept on disk, see
+// searchFile). Later products of the bucket take its winner without timing when it is among
+// their own heuristic candidates, and otherwise time their candidates and the winner: a
+// configuration found at one n is not always the fastest at another (wave quantisation).
 func (b *Backend) tune(p *gemmPlan, key gemmKey, out, x, w uintptr) {
-	if gemmTune == "0" || len(p.cands) < 2 || 2*key.m*key.n*key.k < tuneMinFlops {
+	flops := 2 * key.m * key.n * key.k
+	if gemmTune == "0" || flops < tuneMinFlops {
 		return
 	}
-	shared := key
-	shared.n = 1 << bits.Len(uint(key.n-1))
-	if won, ok := b.tunedAlgos[shared]; ok {
+	bucket := key
+	bucket.n = 1 << bits.Len(uint(key.n-1))
+	won, ok := b.tunedAlgos[bucket]
+	search := gemmSearch && flops >= searchMinFlops
+	if !ok && search {
+		if won, ok = b.loadSearch(bucket); ok {
+			b.tunedAlgos[bucket] = won
+		}
+	}
+	cands := p.cands
+	if ok {
 		for i := range p.cands {
 			if [64]byte(p.cands[i][:64]) == won {
 				p.algo = p.cands[i]
 				return
 			}
 		}
+		var c [heuristicResultSize]byte
+		copy(c[:], won[:])
+		if b.checkAlgo(p, &c) {
+			cands = append(cands[:len(cands):len(cands)], c)
+		}
 	}
 	if !b.tuneEvents() {
 		return
 	}
-	d := b.drv
 	best, bestMs := -1, float32(0)
-	for i := range p.cands {
-		if b.matmul(p, &p.cands[i], out, x, w) != nil {
+	for i := range cands {
+		ms, ok := b.timeAlgo(p, &cands[i], out, x, w)
+		if !ok {
 			continue // this candidate cannot run these operands; the others can
 		}
-		purego.SyscallN(d.cuEventRecord, b.events[0], b.stream)
-		ok := true
-		for r := 0; r < tuneReps && ok; r++ {
-			ok = b.matmul(p, &p.cands[i], out, x, w) == nil
-		}
-		purego.SyscallN(d.cuEventRecord, b.events[1], b.stream)
-		if r, _, _ := purego.SyscallN(d.cuEventSynchronize, b.events[1]); r != 0 || !ok {
-			continue
-		}
-		var ms float32
-		if r, _, _ := purego.SyscallN(d.cuEventElapsedTime, uintptr(unsafe.Pointer(&ms)), b.events[0], b.events[1]); r != 0 {
-			continue
-		}
 		if gemmTune == "verbose" {
-			fmt.Fprintf(os.Stderr, "goembed cuda: gemm %dx%dx%d epilogue %d candidate %d: %.1f us\n",
-				key.n, key.m, key.k, key.epilogue, i, 1000*ms/tuneReps)
+			fmt.Fprintf(os.Stderr, "goembed cuda: gemm %dx%dx%d epilogue %d candidate %d (%s): %.1f us\n",
+				key.n, key.m, key.k, key.epilogue, i, describeAlgo(b.lt, &cands[i]), 1000*ms)
 		}
 		if best < 0 || ms < bestMs {
 			best, bestMs = i, ms
@@ -80,8 +90,43 @@ func (b *Backend) tune(p *gemmPlan, key gemmKey, out, x, w uintptr) {
 	if best < 0 {
 		return // keep the heuristic's pick; the real call reports any error
 	}
-	p.algo = p.cands[best]
-	b.tunedAlgos[shared] = [64]byte(p.algo[:64])
+	p.algo = cands[best]
+	if ok {
+		return // the bucket's winner stays what its first product found
+	}
+	if search {
+		p.algo, bestMs = b.searchAround(p, key, p.algo, bestMs, out, x, w)
+		b.searches++
+		b.saveSearch(bucket, [64]byte(p.algo[:64]))
+	}
+	if gemmTune == "verbose" {
+		fmt.Fprintf(os.Stderr, "goembed cuda: gemm %dx%dx%d epilogue %d: chose %s: %.1f us\n",
+			key.n, key.m, key.k, key.epilogue, describeAlgo(b.lt, &p.algo), 1000*bestMs)
+	}
+	b.tunedAlgos[bucket] = [64]byte(p.algo[:64])
+}
+
+// timeAlgo returns the mean time in ms of tuneReps launches of algo after an untimed one.
+func (b *Backend) timeAlgo(p *gemmPlan, algo *[heuristicResultSize]byte, out, x, w uintptr) (float32, bool) {
+	d := b.drv
+	if b.matmul(p, algo, out, x, w) != nil {
+		return 0, false
+	}
+	purego.SyscallN(d.cuEventRecord, b.events[0], b.stream)
+	for r := 0; r < tuneReps; r++ {
+		if b.matmul(p, algo, out, x, w) != nil {
+			return 0, false
+		}
+	}
+	purego.SyscallN(d.cuEventRecord, b.events[1], b.stream)
+	if r, _, _ := purego.SyscallN(d.cuEventSynchronize, b.events[1]); r != 0 {
+		return 0, false
+	}
+	var ms float32
+	if r, _, _ := purego.SyscallN(d.cuEventElapsedTime, uintptr(unsafe.Pointer(&ms)), b.events[0], b.events[1]); r != 0 {
+		return 0, false
+	}
+	return ms / tuneReps, true
 }
 
 // tuneEvents creates the two timing events on first use.
