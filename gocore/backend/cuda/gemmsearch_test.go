@@ -104,3 +104,36 @@ func BenchmarkGemmSearch(b *testing.B) {
 		}
 	}
 }
+
+// TestSearchCacheFile: a search's winner is found again by the same GPU, library, dtype and
+// bucket, and by no other (no GPU needed).
+func TestSearchCacheFile(t *testing.T) {
+	t.Setenv("GOEMBED_CACHE_DIR", t.TempDir())
+	b := &Backend{name: "NVIDIA H100 80GB HBM3", ccMajor: 9, sms: 132, lt: &cublasLt{version: 130100}, dtype: "float16"}
+	bucket := gemmKey{m: 1152, n: 65536, k: 384, epilogue: ltEpilogueBias}
+	var algo [64]byte
+	for i := range algo {
+		algo[i] = byte(i * 7)
+	}
+	if _, ok := b.loadSearch(bucket); ok {
+		t.Fatal("found a winner before any was saved")
+	}
+	b.saveSearch(bucket, algo)
+	if got, ok := b.loadSearch(bucket); !ok || got != algo {
+		t.Fatalf("loadSearch = %v, %v; want the saved configuration", got, ok)
+	}
+	other := *b
+	other.dtype = "bfloat16"
+	otherLib := *b
+	otherLib.lt = &cublasLt{version: 130200}
+	otherBucket := bucket
+	otherBucket.n = 32768
+	for name, c := range map[string]struct {
+		b   *Backend
+		key gemmKey
+	}{"dtype": {&other, bucket}, "cuBLASLt version": {&otherLib, bucket}, "bucket": {b, otherBucket}} {
+		if _, ok := c.b.loadSearch(c.key); ok {
+			t.Errorf("another %s found the winner", name)
+		}
+	}
+}
