@@ -73,25 +73,29 @@ func flags(ptr uintptr, n int) []bool {
 // EncodeCtl embeds n texts into dst (float32, n x dim, C order) with the settings in opts
 // (JSON: batch_size, normalize, prompt, max_seq_length). truncPtr, if not 0, is a bool array
 // of n that receives whether each text was truncated. cancelPtr, if not 0, is an int32 that
-// Python sets to nonzero to stop the call between batches ("Cancelled: ..." error).
-func EncodeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, opts string, truncPtr uintptr, cancelPtr uintptr) (err error) {
+// Python sets to nonzero to stop the call between batches ("Cancelled: ..." error). It returns
+// the rows written.
+func EncodeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, dstPtr uintptr, opts string, truncPtr uintptr, cancelPtr uintptr) (rows int, err error) {
 	defer guard(&err)
 	e, err := lookup(h)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	o, err := parseOptions(opts)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ts, err := texts(textPtr, textLen, offsPtr, n)
 	if err != nil || n == 0 {
-		return err
+		return 0, err
 	}
 	dst := unsafe.Slice((*float32)(mem(dstPtr)), n*e.Dim())
 	ctx, stop := watch(cancelPtr)
 	defer stop()
-	return encodeError(ctx, e.EncodeContext(ctx, ts, dst, o.encodeOptions(truncPtr, n)))
+	if err := encodeError(ctx, e.EncodeContext(ctx, ts, dst, o.encodeOptions(truncPtr, n))); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func (o callOptions) encodeOptions(truncPtr uintptr, n int) gocore.EncodeOptions {
@@ -112,34 +116,35 @@ func encodeError(ctx context.Context, err error) error {
 
 // TokenizeCtl writes the token ids of n texts, truncated as opts says (JSON: prompt,
 // max_seq_length), into ids (int32, n x width, zero-padded), their counts into lens (int32, n)
-// and, if truncPtr is not 0, whether each was truncated into a bool array of n.
-func TokenizeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, opts string, idsPtr uintptr, width int, lensPtr uintptr, truncPtr uintptr) (err error) {
+// and, if truncPtr is not 0, whether each was truncated into a bool array of n. It returns the
+// rows written.
+func TokenizeCtl(h int64, textPtr uintptr, textLen int, offsPtr uintptr, n int, opts string, idsPtr uintptr, width int, lensPtr uintptr, truncPtr uintptr) (written int, err error) {
 	defer guard(&err)
 	e, err := lookup(h)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	o, err := parseOptions(opts)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ts, err := texts(textPtr, textLen, offsPtr, n)
 	if err != nil || n == 0 {
-		return err
+		return 0, err
 	}
 	rows, cut, err := e.TokenizeMax(ts, o.Prompt, o.MaxSeqLength)
 	if err != nil {
-		return classify(err)
+		return 0, classify(err)
 	}
 	ids := unsafe.Slice((*int32)(mem(idsPtr)), n*width)
 	lens := unsafe.Slice((*int32)(mem(lensPtr)), n)
 	for i, r := range rows {
 		if len(r) > width {
-			return fmt.Errorf("ValueError: text %d has %d tokens, buffer holds %d", i, len(r), width)
+			return 0, fmt.Errorf("ValueError: text %d has %d tokens, buffer holds %d", i, len(r), width)
 		}
 		copy(ids[i*width:], r)
 		lens[i] = int32(len(r))
 	}
 	copy(flags(truncPtr, n), cut)
-	return nil
+	return n, nil
 }

@@ -59,42 +59,43 @@ func EncodeStart(h int64, n int, dstPtr uintptr, opts string, truncPtr uintptr, 
 }
 
 // EncodeFeedTexts hands the next n texts (a UTF-8 buffer and n+1 offsets, as for EncodeCtl) to
-// the encode started as id.
-func EncodeFeedTexts(id int64, textPtr uintptr, textLen int, offsPtr uintptr, n int) (err error) {
+// the encode started as id. It returns the texts handed over.
+func EncodeFeedTexts(id int64, textPtr uintptr, textLen int, offsPtr uintptr, n int) (fed int, err error) {
 	defer guard(&err)
 	fedMu.Lock()
 	f, ok := feds[id]
 	fedMu.Unlock()
 	if !ok {
-		return fmt.Errorf("ValueError: fed encode %d is finished or invalid", id)
+		return 0, fmt.Errorf("ValueError: fed encode %d is finished or invalid", id)
 	}
 	ts, err := texts(textPtr, textLen, offsPtr, n)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := f.feed.Add(ts); err != nil {
-		return fmt.Errorf("ValueError: %v", err)
+		return 0, fmt.Errorf("ValueError: %v", err)
 	}
-	return nil
+	return n, nil
 }
 
 // errFeedAborted ends a fed encode whose caller stopped handing over texts.
 var errFeedAborted = errors.New("the caller stopped handing over texts")
 
 // EncodeFinish waits for the encode started as id and returns its error; with abort it first
-// tells the encode that no more texts will come (after a failure on the Python side).
-func EncodeFinish(id int64, abort bool) (err error) {
+// tells the encode that no more texts will come (after a failure on the Python side). It returns
+// whether the encode succeeded.
+func EncodeFinish(id int64, abort bool) (ok bool, err error) {
 	defer guard(&err)
 	fedMu.Lock()
-	f, ok := feds[id]
+	f, found := feds[id]
 	delete(feds, id)
 	fedMu.Unlock()
-	if !ok {
-		return fmt.Errorf("ValueError: fed encode %d is finished or invalid", id)
+	if !found {
+		return false, fmt.Errorf("ValueError: fed encode %d is finished or invalid", id)
 	}
 	if abort {
 		f.feed.Abort(errFeedAborted)
 	}
 	<-f.done
-	return f.err
+	return f.err == nil, f.err
 }
