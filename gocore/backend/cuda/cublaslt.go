@@ -21,9 +21,8 @@ type cublasLt struct {
 	cublasLtMatmul                                                       uintptr
 
 	// The algorithm search (gemmsearch.go).
-	cublasLtMatmulAlgoGetIds, cublasLtMatmulAlgoInit, cublasLtMatmulAlgoCheck uintptr
-	cublasLtMatmulAlgoCapGetAttribute, cublasLtMatmulAlgoConfigSetAttribute   uintptr
-	cublasLtMatmulAlgoConfigGetAttribute                                      uintptr
+	cublasLtMatmulAlgoCheck, cublasLtMatmulAlgoCapGetAttribute                 uintptr
+	cublasLtMatmulAlgoConfigSetAttribute, cublasLtMatmulAlgoConfigGetAttribute uintptr
 }
 
 // cuBLASLt and CUDA library constants (cublasLt.h, cublas_api.h, library_types.h).
